@@ -1,0 +1,126 @@
+"""Turn image bytes into every hash the project uses: the one place both the victim's CLI and
+the monitor compute hashes, so the two sides always agree.
+
+The picture is decoded once (JPEGs at reduced size through DCT scaling, see ``hashes.decode``)
+and every hash is computed from that one array: PDQ from the decoded pixels, the imagehash
+family from a small grey copy, regions from views of the same array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from hashes import perceptual, pdq, regions
+from hashes.decode import DEFAULT_LIMITS, DecodedImage, DecodeLimits, decode_image, read_image_file
+from hashes.errors import HashingError
+from hashes.signals import SIGNAL_TYPES
+from hashes.types import FULL, HashValue, ImageHashes
+
+#: What ``ncii hash`` and the monitor compute unless told otherwise: the exact hashes, PDQ
+#: (with regions and dihedral variants, see ``RegionMode``) and the cheap imagehash pair.
+DEFAULT_ALGORITHMS: tuple[str, ...] = ("md5", "sha256", "pdq", "phash", "dhash")
+#: Computed only on request: slower, and not used by the default match policy.
+OPTIONAL_ALGORITHMS: tuple[str, ...] = ("whash", "colorhash", "crophash")
+
+#: "register": the victim's side, which adds hashes of sub-regions of the original so that crops
+#: of it still match. "query": the monitor's side, which adds hashes of candidate regions found in
+#: a picture (borders trimmed, a picture inside a screenshot, collage cells) and the dihedral
+#: variants. "none": the whole picture only.
+RegionMode = Literal["none", "register", "query"]
+
+
+@dataclass(frozen=True)
+class HashOptions:
+    """What to compute for each image."""
+
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    regions: RegionMode = "none"
+    limits: DecodeLimits = field(default=DEFAULT_LIMITS)
+
+    def __post_init__(self) -> None:
+        unknown = [a for a in self.algorithms if a not in SIGNAL_TYPES]
+        if unknown:
+            known = ", ".join(sorted(SIGNAL_TYPES))
+            raise ValueError(f"unknown algorithm(s) {', '.join(unknown)} (known: {known})")
+        if self.regions not in ("none", "register", "query"):
+            raise ValueError(f"regions must be none, register or query, not {self.regions!r}")
+
+
+DEFAULT_OPTIONS = HashOptions()
+
+
+def hash_file(path: str | PathLike[str], options: HashOptions = DEFAULT_OPTIONS) -> ImageHashes:
+    """Read and hash one image file; raises HashingError naming the file on any bad input."""
+    source = str(path)
+    try:
+        data = read_image_file(path, options.limits)
+    except HashingError as e:
+        raise e.with_source(source)
+    except OSError as e:
+        raise HashingError(f"cannot read file: {e.strerror or e}", source) from None
+    return hash_bytes(data, source=source, options=options)
+
+
+def hash_bytes(data: bytes, *, source: str = "<bytes>", options: HashOptions = DEFAULT_OPTIONS) -> ImageHashes:
+    """Hash an image held in memory; raises HashingError naming `source` on any bad input."""
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    sha256 = hashlib.sha256(data).hexdigest()
+    decoded = decode_image(data, source=source, limits=options.limits)
+    return hash_decoded(decoded, md5=md5, sha256=sha256, options=options)
+
+
+def hash_decoded(decoded: DecodedImage, *, md5: str, sha256: str, options: HashOptions = DEFAULT_OPTIONS) -> ImageHashes:
+    """Compute the perceptual hashes of an already decoded picture."""
+    algs = set(options.algorithms)
+    out = ImageHashes(md5=md5, sha256=sha256, width=decoded.width, height=decoded.height, format=decoded.format)
+    if "md5" in algs:
+        out.hashes.append(HashValue("md5", md5))
+    if "sha256" in algs:
+        out.hashes.append(HashValue("sha256", sha256))
+    rgb = decoded.rgb
+    if "pdq" in algs:
+        out.hashes.extend(_pdq_hashes(rgb, options.regions))
+    if algs & {"phash", "dhash", "whash", "colorhash", "crophash"}:
+        out.hashes.extend(_imagehash_family(rgb, algs))
+    return out
+
+
+def _pdq_hashes(rgb: np.ndarray, mode: RegionMode) -> list[HashValue]:
+    if mode == "query":
+        # The dihedral variants come from the one DCT of the whole picture: a mirrored or rotated
+        # repost then matches the registered original without any extra registered hashes.
+        found = [HashValue("pdq", h, q, FULL if name == "original" else f"dihedral:{name}")
+                 for name, h, q in pdq.pdq_dihedral_from_rgb(rgb)]
+    else:
+        h, q = pdq.pdq_from_rgb(rgb)
+        found = [HashValue("pdq", h, q, FULL)]
+    if mode != "none":
+        pick = regions.registration_regions if mode == "register" else regions.query_regions
+        for label, part in pick(rgb):
+            h, q = pdq.pdq_from_rgb(part)
+            found.append(HashValue("pdq", h, q, label))
+    return found
+
+
+def _imagehash_family(rgb: np.ndarray, algs: set[str]) -> list[HashValue]:
+    image = Image.fromarray(rgb)
+    grey = image.convert("L")
+    found: list[HashValue] = []
+    if "phash" in algs:
+        found.append(HashValue("phash", perceptual.phash(grey)))
+    if "dhash" in algs:
+        found.append(HashValue("dhash", perceptual.dhash(grey)))
+    if "whash" in algs:
+        found.append(HashValue("whash", perceptual.whash(perceptual.thumbnail(grey))))
+    if "colorhash" in algs:
+        found.append(HashValue("colorhash", perceptual.colorhash(perceptual.thumbnail(image))))
+    if "crophash" in algs:
+        for i, value in enumerate(perceptual.crop_resistant(image)):
+            found.append(HashValue("crophash", value, None, f"segment:{i}"))
+    return found
