@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 #: Modules under monitor/commands/ that add commands; each has `register(app)`.
-COMMAND_MODULES = ("hashing",)
+COMMAND_MODULES = ("hashing", "registry")
 
 
 def _load_commands() -> None:

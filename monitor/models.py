@@ -1,0 +1,264 @@
+"""Database tables (SQLAlchemy 2 typed models). docs/data-model.md explains each table and column.
+
+The schema is created and changed only by the Alembic migrations in monitor/migrations/ (they
+also add what models cannot express, such as the triggers that make audit_log append-only);
+tests check that the models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from monitor.crypto import EncryptedText
+
+#: Explicit constraint names, so later migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: 64-bit ids where rows can number in the millions; SQLite needs INTEGER for its rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every database (SQLite has no time zones: stored as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given: use timezone-aware UTC (monitor.models.utcnow())")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class CaseStatus(StrEnum):
+    ACTIVE = "active"        # hashes are matched
+    WITHDRAWN = "withdrawn"  # the victim withdrew: nothing is matched, hashes withdrawn or purged
+    CLOSED = "closed"        # the advocate closed it (resolved): nothing is matched
+
+
+class ReviewStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class MediaStatus(StrEnum):
+    HASHED = "hashed"  # decoded and hashed; `hashes` holds the result
+    FAILED = "failed"  # could not be hashed; `error` holds the HashingError code
+
+
+class RegistryState(Base):
+    """One row (id 1): counters that serialise audit appends and tell other processes of changes."""
+
+    __tablename__ = "registry_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    #: Incremented in every transaction that adds, withdraws or deletes registered hashes; a
+    #: process holding an index compares it with the value it loaded at to know it is stale.
+    hash_generation: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Incremented by every audit append; updating this row first is the lock that keeps the
+    #: hash chain linear when several processes write at once (on SQLite and PostgreSQL alike).
+    audit_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class Case(Base):
+    """One victim's case: who they are is encrypted; the secret is known only to them."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        CheckConstraint(_in("status", CaseStatus), name="status"),
+        CheckConstraint("jurisdiction IS NULL OR length(jurisdiction) = 2", name="jurisdiction"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))  # argon2id PHC string, never the secret
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.ACTIVE.value)
+    jurisdiction: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    involves_minor: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Personal data: encrypted at rest, and deferred so it is only decrypted when asked for.
+    label: Mapped[str | None] = mapped_column("label_enc", EncryptedText("cases.label"), deferred=True)
+    contact: Mapped[str | None] = mapped_column("contact_enc", EncryptedText("cases.contact"), deferred=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # hashes and personal data erased
+
+
+class Submission(Base):
+    """One hash file registered to a case (a batch): groups its hashes and records its counts."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    source_format: Mapped[str] = mapped_column(String(16))  # "jsonl", "hma", ...
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    flagged: Mapped[int] = mapped_column(Integer, default=0)  # kept but excluded from matching
+
+
+class RegisteredHash(Base):
+    """One hash of one of a victim's images (or of a region of it), registered under a case."""
+
+    __tablename__ = "registered_hashes"
+    __table_args__ = (
+        # Re-registering the same file adds nothing.
+        UniqueConstraint("case_id", "algorithm", "value", "region"),
+        # Exact-value lookups (md5/sha256 matching, "is this value registered anywhere").
+        Index(None, "algorithm", "value"),
+        CheckConstraint("quality IS NULL OR quality BETWEEN 0 AND 100", name="quality"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="RESTRICT"), index=True)
+    image_number: Mapped[int] = mapped_column(Integer)  # groups the hashes of one original
+    algorithm: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(64))  # lower-case hex, as in the hash file
+    #: The value as big-endian bytes, ceil(bits/8) long: what the match index loads in bulk.
+    value_bytes: Mapped[bytes] = mapped_column(LargeBinary(32))
+    quality: Mapped[int | None] = mapped_column(SmallInteger)  # PDQ quality 0-100
+    region: Mapped[str] = mapped_column(String(64), default="full")
+    #: Kept on request but too featureless to match on (PDQ quality below the threshold).
+    low_quality: Mapped[bool] = mapped_column(Boolean, default=False)
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Media(Base):
+    """An image the monitor has hashed, once per distinct content (SHA-256 of the bytes)."""
+
+    __tablename__ = "media"
+    __table_args__ = (CheckConstraint(_in("status", MediaStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # the same bytes are hashed once
+    md5: Mapped[str] = mapped_column(String(32), index=True)
+    # Where it was first found; every place it was found is in media_sightings.
+    url: Mapped[str | None] = mapped_column(Text)  # file://... for local scans
+    page_url: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(64))  # connector/platform name
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    format: Mapped[str | None] = mapped_column(String(16))
+    #: [{"alg": "pdq", "hash": "...", "quality": 87, "region": "full"}, ...] (hash-file vocabulary)
+    hashes: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)
+    status: Mapped[str] = mapped_column(String(16), default=MediaStatus.HASHED.value)
+    error: Mapped[str | None] = mapped_column(String(32))  # HashingError.code when status is failed
+
+
+class MediaSighting(Base):
+    """One place (URL) where a media item was found; takedowns need every one of them."""
+
+    __tablename__ = "media_sightings"
+    __table_args__ = (UniqueConstraint("url_sha256", "media_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="RESTRICT"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    url_sha256: Mapped[str] = mapped_column(String(64))  # URLs can outgrow index limits; this cannot
+    page_url: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(64))
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    gone_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # no longer served there
+
+
+class Match(Base):
+    """A media item within the match policy's distance of a registered hash: a person reviews it."""
+
+    __tablename__ = "matches"
+    __table_args__ = (
+        # A rescan never duplicates a match.
+        UniqueConstraint("media_id", "registered_hash_id", "query_region"),
+        CheckConstraint(_in("review_status", ReviewStatus), name="review_status"),
+        Index(None, "review_status", "created_at"),
+        Index(None, "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="RESTRICT"))
+    #: SET NULL when a case is purged: the review and takedown record stays, the hash goes.
+    registered_hash_id: Mapped[int | None] = mapped_column(
+        ForeignKey("registered_hashes.id", ondelete="SET NULL"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"))
+    algorithm: Mapped[str] = mapped_column(String(16))
+    distance: Mapped[int] = mapped_column(SmallInteger)
+    query_region: Mapped[str] = mapped_column(String(64), default="full")  # region of the media
+    review_status: Mapped[str] = mapped_column(String(16), default=ReviewStatus.PENDING.value)
+    reviewer: Mapped[str | None] = mapped_column(String(128))  # becomes a users.id FK with issue 6
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """An append-only record of one change; details never hold personal data or hash values."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    #: SHA-256 chain: entry_hash = sha256(prev_hash + canonical entry); see monitor/audit.py.
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
