@@ -28,7 +28,7 @@ from _common import CACHE, interleaved, machine, photo_paths, print_json  # noqa
 from PIL import Image
 
 from hashes.compute import HashOptions, hash_bytes  # noqa: E402
-from hashes.decode import DEFAULT_LIMITS, _draft_jpeg  # noqa: E402
+from hashes.decode import DEFAULT_LIMITS, draft_jpeg  # noqa: E402
 
 
 def make_camera_jpegs(count: int) -> list[Path]:
@@ -65,7 +65,7 @@ def floor(path: Path) -> None:
     hashlib.md5(data, usedforsecurity=False).digest()
     hashlib.sha256(data).digest()
     im = Image.open(io.BytesIO(data))
-    _draft_jpeg(im, DEFAULT_LIMITS.min_side)  # the same DCT scaling our decoder asks for
+    draft_jpeg(im, DEFAULT_LIMITS.min_side)  # the same DCT scaling our decoder asks for
     im.load()
 
 
