@@ -6,7 +6,12 @@ COPY pyproject.toml README.md ./
 COPY hashes ./hashes
 COPY monitor ./monitor
 COPY connectors ./connectors
-RUN pip install . && useradd --create-home --uid 10001 ncii
+# Compile the numba kernels once at build time into a cache every container can read (otherwise
+# each new container spends ~10 s compiling on its first hash or query).
+ENV NUMBA_CACHE_DIR=/opt/numba-cache
+RUN pip install . && useradd --create-home --uid 10001 ncii \
+ && python -c "import numpy as n, hashes.pdq as p, hashes.index as i; p.pdq_from_rgb(n.zeros((64,64,3),n.uint8)); i.MultiIndexHashIndex.from_arrays([1],[bytes(32)]).search(bytes(32))" \
+ && chmod -R a+rX /opt/numba-cache
 USER ncii
 ENV NCII_DATA_DIR=/data
 ENTRYPOINT ["ncii"]

@@ -1,9 +1,17 @@
 """hashes.pdq against Meta's reference PDQ: the pdqhash bindings (same pixels, must be bit-identical) and the
-reference hashes published with ThreatExchange (/work/shared/pdq-reference, made by the reference CLI)."""
+reference hashes published with ThreatExchange (/work/shared/pdq-reference, made by the reference CLI).
+
+Both backends are checked: the numpy code and the compiled (numba) kernels must give the same bits as each
+other and as pdqhash, down to the float32 DCT coefficients and the qualities.
+"""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +25,10 @@ from hashes import pdq
 from hashes.errors import InvalidHash
 
 pdqhash = pytest.importorskip("pdqhash")
+
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+BACKENDS = ["numpy"] + (["numba"] if HAVE_NUMBA else [])
+needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE = SHARED / "pdq-reference"
@@ -44,6 +56,19 @@ PIXEL_TRANSFORMS = {
 def reference(rgb: np.ndarray) -> tuple[str, int]:
     bits, quality = pdqhash.compute(np.ascontiguousarray(rgb))
     return pdq.bits_to_hex(bits), int(quality)
+
+
+def ours(rgb: np.ndarray, **kwargs) -> tuple[str, int]:
+    """pdq_from_rgb on every backend, which must agree; returns the common result."""
+    results = {backend: pdq.pdq_from_rgb(rgb, backend=backend, **kwargs) for backend in BACKENDS}
+    assert len(set(results.values())) == 1, results
+    return results["numpy"]
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal float32 arrays, bit for bit (so -0.0 != 0.0 and a rounding difference of one ulp shows)."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
 def distance(a: str, b: str) -> int:
@@ -89,8 +114,15 @@ def synthetic(kind: str, h: int, w: int, seed: int) -> np.ndarray:
 @needs_reference
 @pytest.mark.parametrize("path", reference_images(), ids=lambda p: p.name)
 def test_equals_pdqhash_on_reference_images(path: Path) -> None:
-    rgb = decode(path)
-    assert pdq.pdq_from_rgb(rgb) == reference(rgb)
+    rgb = decode(path)  # read-only, as decoded arrays often are
+    assert ours(rgb) == reference(rgb)
+    if HAVE_NUMBA and rgb.shape[0] * rgb.shape[1] <= 2_000_000:  # the 12 MP photos would take seconds
+        luma = pdq.luma_from_rgb(rgb, backend="numpy")
+        assert same_bits(pdq.luma_from_rgb(rgb, backend="numba"), luma)
+        theirs, their_quality = pdqhash.compute_float(np.ascontiguousarray(rgb))
+        for backend in BACKENDS:
+            dct, quality = pdq.dct_from_luma(luma, backend=backend)
+            assert same_bits(dct.ravel()[::-1], theirs) and quality == their_quality
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "LA"])
@@ -98,7 +130,7 @@ def test_equals_pdqhash_on_png(mode: str, tmp_path: Path) -> None:
     image = Image.fromarray(synthetic("smooth", 300, 433, seed=len(mode))).convert(mode)
     image.save(tmp_path / "x.png")
     rgb = decode(tmp_path / "x.png")
-    assert pdq.pdq_from_rgb(rgb) == reference(rgb)
+    assert ours(rgb) == reference(rgb)
 
 
 SIDES = st.one_of(
@@ -112,60 +144,107 @@ SIDES = st.one_of(
 @given(h=SIDES, w=SIDES, kind=st.sampled_from(["noise", "smooth", "flat", "gradient"]), seed=st.integers(0, 2**32 - 1))
 def test_equals_pdqhash_on_random_images(h: int, w: int, kind: str, seed: int) -> None:
     rgb = synthetic(kind, h, w, seed)
-    assert pdq.pdq_from_rgb(rgb) == reference(rgb)
+    assert ours(rgb) == reference(rgb)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(hnp.arrays(np.uint8, hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=24).map(lambda s: s[:2] + (3,))))
 def test_equals_pdqhash_on_tiny_arbitrary_images(rgb: np.ndarray) -> None:
-    assert pdq.pdq_from_rgb(rgb) == reference(rgb)
+    assert ours(rgb) == reference(rgb)
 
 
-def test_dct_coefficients_are_bitwise_those_of_the_reference() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dct_coefficients_are_bitwise_those_of_the_reference(backend: str) -> None:
     # Stronger than equal hashes: every float32 coefficient has the same bits as the reference's.
     for kind, h, w in [("smooth", 333, 517), ("noise", 200, 90), ("flat", 100, 80), ("gradient", 64, 64)]:
         rgb = synthetic(kind, h, w, seed=h)
         theirs, quality = pdqhash.compute_float(rgb)
-        ours, our_quality = pdq.dct_from_luma(pdq.luma_from_rgb(rgb))
-        # pdqhash returns the 16x16 buffer flattened and reversed
-        assert np.array_equal(np.asarray(theirs, np.float32).view(np.uint32), ours.ravel()[::-1].view(np.uint32))
-        assert our_quality == quality
+        for dct, our_quality in [pdq.dct_from_luma(pdq.luma_from_rgb(rgb, backend=backend), backend=backend),
+                                 pdq.dct_from_rgb(rgb, backend=backend)]:
+            # pdqhash returns the 16x16 buffer flattened and reversed
+            assert same_bits(dct.ravel()[::-1], theirs)
+            assert our_quality == quality
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 300), (300, 1), (4, 4), (4, 100), (100, 4)])
 def test_too_small_images_hash_to_zero_with_quality_zero(shape: tuple[int, int]) -> None:
     # The reference refuses sides under 5 pixels and returns the all-zero hash (pdqhash does the same).
     rgb = synthetic("noise", *shape, seed=1)
-    assert pdq.pdq_from_rgb(rgb) == ("0" * 64, 0) == reference(rgb)
-    assert all(h == "0" * 64 and q == 0 for _, h, q in pdq.pdq_dihedral_from_rgb(rgb))
+    assert ours(rgb) == ("0" * 64, 0) == reference(rgb)
+    for backend in BACKENDS:
+        assert all(h == "0" * 64 and q == 0 for _, h, q in pdq.pdq_dihedral_from_rgb(rgb, backend=backend))
+        assert pdq.pdq_regions_from_rgb(rgb, [(0, 0, *shape)], backend=backend) == [("0" * 64, 0)]
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 200, 255])
 def test_flat_images_have_quality_zero_and_match_the_reference(value: int) -> None:
     rgb = np.full((100, 80, 3), value, np.uint8)
-    ours = pdq.pdq_from_rgb(rgb)
-    assert ours == reference(rgb)
-    assert ours[1] == 0
+    result = ours(rgb)
+    assert result == reference(rgb)
+    assert result[1] == 0
 
 
-def test_luma_input_and_grey_input() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_luma_input_and_grey_input(backend: str) -> None:
     rgb = synthetic("smooth", 120, 170, seed=3)
-    luma = pdq.luma_from_rgb(rgb)
+    luma = pdq.luma_from_rgb(rgb, backend=backend)
     assert luma.dtype == np.float32 and luma.shape == (120, 170)
-    assert pdq.pdq_from_luma(luma) == reference(rgb)
-    grey = rgb[:, :, 0]
-    assert pdq.pdq_from_rgb(grey) == reference(np.repeat(grey[:, :, None], 3, axis=2))
+    assert pdq.pdq_from_luma(luma, backend=backend) == reference(rgb)
+    grey = rgb[:, :, 0]  # a non-contiguous view
+    assert pdq.pdq_from_rgb(grey, backend=backend) == reference(np.repeat(grey[:, :, None], 3, axis=2))
+    # other dtypes take the numpy luma first, on both backends
+    assert pdq.pdq_from_rgb(rgb.astype(np.int64), backend=backend) == reference(rgb)
+    assert pdq.pdq_from_luma(luma.astype(np.float64), backend=backend) == reference(rgb)
 
 
 # ---------------------------------------------------------------- batches
 
-def test_many_and_regions_equal_single_hashes() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_many_and_regions_equal_single_hashes(backend: str) -> None:
     images = [synthetic("smooth", 90, 120, seed=i) for i in range(5)]  # one stack of five
     images += [synthetic("noise", 300, 211, seed=9), synthetic("flat", 64, 64, seed=2), synthetic("noise", 3, 50, seed=4)]
-    assert pdq.pdq_many_from_rgb(images) == [reference(im) for im in images]
+    assert pdq.pdq_many_from_rgb(images, backend=backend) == [reference(im) for im in images]
     big = synthetic("smooth", 500, 700, seed=5)
     boxes = [(0, 0, 500, 700), (0, 0, 250, 350), (250, 350, 500, 700), (10, 20, 490, 680), (0, 0, 3, 3)]
-    assert pdq.pdq_regions_from_rgb(big, boxes) == [reference(big[t:b, l:r]) for t, l, b, r in boxes]
+    expected = [reference(big[t:b, l:r]) for t, l, b, r in boxes]
+    assert pdq.pdq_regions_from_rgb(big, boxes, backend=backend) == expected
+    assert pdq.pdq_regions_from_rgb(big, boxes[1:2], backend=backend) == expected[1:2]  # one box: no shared luma
+
+
+BOX_EDGES = st.one_of(st.integers(-40, 340), st.sampled_from([0, 5, 64, 200, 300, -1, -5, 10**6]))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(h=st.sampled_from([5, 64, 129, 200, 300]), w=st.sampled_from([5, 64, 130, 211, 300]),
+       kind=st.sampled_from(["noise", "smooth", "flat"]), boxes=st.lists(st.tuples(*[BOX_EDGES] * 4), max_size=8))
+def test_regions_equal_hashing_the_crops(h: int, w: int, kind: str, boxes: list[tuple[int, int, int, int]]) -> None:
+    # Boxes follow slicing rules: negative edges count from the end, out-of-range ones are clipped, empty
+    # or tiny crops hash to zero. The compiled kernel hashes all boxes of one luma array in one call.
+    rgb = synthetic(kind, h, w, seed=h * w)
+    boxes = boxes + [(0, 0, h, w), (1, 2, min(h, 65), min(w, 66))]
+    crops = [np.ascontiguousarray(rgb[t:b, l:r]) for t, l, b, r in boxes]
+    expected = [reference(c) if min(c.shape[:2]) >= 5 else ("0" * 64, 0) for c in crops]
+    for backend in BACKENDS:
+        assert pdq.pdq_regions_from_rgb(rgb, boxes, backend=backend) == expected
+        assert pdq.pdq_regions_from_rgb(rgb[:, :, 0], boxes, backend=backend) == [
+            ours(np.repeat(c[:, :, :1], 3, axis=2)) if min(c.shape[:2]) >= 5 else ("0" * 64, 0) for c in crops]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_views_and_read_only_arrays(backend: str) -> None:
+    # Crops of a C-contiguous array reach the kernels without a copy (the whole array plus a box); other
+    # views (flips, transposes, channel subsets) are copied. All must hash like their contiguous copies.
+    rgb = synthetic("smooth", 240, 320, seed=8)
+    rgb.setflags(write=False)
+    views = [rgb[10:200, 7:301], rgb[::-1], rgb[:, ::2], rgb.transpose(1, 0, 2), rgb[5:100, 3:90][::2],
+             rgb[:, :, ::-1], rgb[0:230, 1:319][4:, 5:], rgb.reshape(-1)[3 * 320 :].reshape(239, 320, 3)]
+    for view in views:
+        copy = np.ascontiguousarray(view)
+        assert pdq.pdq_from_rgb(view, backend=backend) == reference(copy)
+        assert same_bits(pdq.luma_from_rgb(view, backend=backend), pdq.luma_from_rgb(copy, backend="numpy"))
+        luma = pdq.luma_from_rgb(copy, backend="numpy")
+        assert same_bits(pdq.dct_from_luma(luma[3:-2, 1:-4], backend=backend)[0],
+                         pdq.dct_from_luma(np.ascontiguousarray(luma[3:-2, 1:-4]), backend="numpy")[0])
 
 
 def test_both_running_sum_strategies_round_identically() -> None:
@@ -175,6 +254,98 @@ def test_both_running_sum_strategies_round_identically() -> None:
     for full in (1, 2, 3, 6, 11):
         keep = pdq._decimation_indices(700)
         assert np.array_equal(pdq._running_sums(x, full, keep), pdq._running_sums_few_lines(x, full, keep))
+
+
+# ---------------------------------------------------------------- the compiled backend
+
+SHAPE_SIDES = st.one_of(
+    st.sampled_from([1, 2, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 127, 128, 129, 257, 383, 384, 512]),
+    st.integers(1, 600),
+)
+
+
+@needs_numba
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(h=SHAPE_SIDES, w=SHAPE_SIDES, kind=st.sampled_from(["noise", "smooth", "flat", "gradient"]),
+       seed=st.integers(0, 2**32 - 1))
+def test_compiled_equals_numpy_bit_for_bit(h: int, w: int, kind: str, seed: int) -> None:
+    # Shapes around the kernels' 8x8 blocks and 32-row strips, thin and tiny images, 64x64 (no filter):
+    # the same luma, coefficients and quality, bit for bit, and so the same hashes.
+    rgb = synthetic(kind, h, w, seed)
+    luma = pdq.luma_from_rgb(rgb, backend="numpy")
+    assert same_bits(pdq.luma_from_rgb(rgb, backend="numba"), luma)
+    dct, quality = pdq.dct_from_luma(luma, backend="numpy")
+    compiled = [pdq.dct_from_luma(luma, backend="numba"), pdq.dct_from_rgb(rgb, backend="numba")]
+    for compiled_dct, compiled_quality in compiled:
+        assert same_bits(compiled_dct, dct) and compiled_quality == quality
+    assert pdq.pdq_dihedral_from_rgb(rgb, backend="numba") == pdq.pdq_dihedral_from_rgb(rgb, backend="numpy")
+
+
+@needs_numba
+def test_compiled_block_transpose() -> None:
+    # The AVX 8x8 block transpose and the scalar edges, at every remainder of 8 and with offsets.
+    from hashes import _pdq_kernels as kernels
+
+    rng = np.random.default_rng(3)
+    src = rng.random((40, 45), dtype=np.float32)
+    cases = [(0, 40, 0, 45, 0), (3, 17, 5, 23, 2), (1, 8, 1, 8, 0), (0, 7, 0, 9, 4), (32, 8, 37, 8, 1)]
+    for r0, nr, c0, nc, d0 in cases:
+        dst = np.full((60, 48), -1, np.float32)
+        kernels._transpose(src, r0, nr, c0, nc, dst, d0)
+        expected = np.full_like(dst, -1)
+        expected[d0 : d0 + nc, :nr] = src[r0 : r0 + nr, c0 : c0 + nc].T
+        assert same_bits(dst, expected)
+
+
+@needs_numba
+@pytest.mark.parametrize("case", ["ties", "signed zeros", "all equal", "zero", "random"])
+def test_compiled_median_threshold_equals_numpy(case: str) -> None:
+    # The kernels find the lower median by bisection over integer keys of the float bits, then compare as
+    # floats (-0.0 == 0.0), like numpy's partition and the reference's Torben median.
+    rng = np.random.default_rng(len(case))
+    dct = {
+        "ties": rng.integers(-3, 4, 256).astype(np.float32),
+        "signed zeros": np.where(rng.random(256) < 0.5, np.float32(-0.0), np.float32(0.0)) + (rng.random(256) < 0.2),
+        "all equal": np.full(256, 7.5, np.float32),
+        "zero": np.zeros(256, np.float32),
+        "random": rng.normal(size=256).astype(np.float32) * np.float32(1e-3),
+    }[case].astype(np.float32).reshape(16, 16)
+    assert pdq.dihedral_from_dct(dct, backend="numba") == pdq.dihedral_from_dct(dct, backend="numpy")
+    assert pdq.dihedral_from_dct(dct, backend="numba")[0][1] == pdq.hash_from_dct(dct)
+
+
+@needs_numba
+def test_compiled_kernel_rejects_boxes_it_cannot_read() -> None:
+    from hashes import _pdq_kernels as kernels
+
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    out = np.empty((1, 16, 16), np.float32), np.empty(1, np.int64), np.empty((1, 32), np.uint8)
+    for box in [(0, 0, 21, 30), (0, 0, 20, 31), (-1, 0, 10, 10), (0, 0, 4, 30), (3, 3, 20, 7)]:
+        with pytest.raises(ValueError):
+            kernels.hash_boxes(rgb, pdq._EMPTY_LUMA, True, np.array([box], np.int64), pdq._DCT, *out)
+    with pytest.raises(ValueError):
+        kernels.luma(rgb, 0, 0, 21, 30)
+
+
+def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NCII_PDQ_BACKEND", raising=False)
+    assert pdq.default_backend() == ("numba" if HAVE_NUMBA else "numpy")
+    monkeypatch.setenv("NCII_PDQ_BACKEND", "numpy")
+    assert pdq.default_backend() == "numpy" and not pdq._use_numba(None)
+    if HAVE_NUMBA:
+        assert pdq._use_numba("numba")  # an explicit argument wins over the environment
+    monkeypatch.setenv("NCII_PDQ_BACKEND", "fortran")
+    with pytest.raises(ValueError):
+        pdq.pdq_from_rgb(synthetic("noise", 10, 10, seed=1))
+    with pytest.raises(ValueError):
+        pdq.pdq_from_rgb(synthetic("noise", 10, 10, seed=1), backend="cuda")
+
+
+def test_importing_does_not_load_numba() -> None:
+    # Compiling (or loading the cached machine code) happens on the first numba-backed call, not on import.
+    code = "import sys, hashes.pdq; assert 'numba' not in sys.modules and 'hashes._pdq_kernels' not in sys.modules"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
 
 
 # ---------------------------------------------------------------- the published reference hashes
@@ -249,12 +420,13 @@ def test_dihedral_matches_published_and_pdqhash() -> None:
     assert {quality for _, _, quality in cli} == {100}
     # Full size: the same as pdqhash.compute_dihedral, bit for bit, and within the resize difference of
     # the published values (observed 4-8 bits).
-    ours = pdq.pdq_dihedral_from_rgb(rgb)
     bits, quality = pdqhash.compute_dihedral(rgb)
-    assert [value for _, value, _ in ours] == [pdq.bits_to_hex(b) for b in bits]
-    assert {q for _, _, q in ours} == {quality}
-    for name, value, _ in ours:
-        assert distance(value, published[name]) <= FULL_SIZE_TOLERANCE_LARGE
+    for backend in BACKENDS:
+        variants = pdq.pdq_dihedral_from_rgb(rgb, backend=backend)
+        assert [value for _, value, _ in variants] == [pdq.bits_to_hex(b) for b in bits]
+        assert {q for _, _, q in variants} == {quality}
+        for name, value, _ in variants:
+            assert distance(value, published[name]) <= FULL_SIZE_TOLERANCE_LARGE
 
 
 def test_dihedral_from_dct_is_the_hash_of_the_transformed_pixels() -> None:
