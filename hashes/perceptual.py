@@ -1,9 +1,11 @@
 """The imagehash family (pHash, dHash, wHash, colour hash, crop-resistant hash) as hex strings.
 
-Each function takes a Pillow image and returns what ``imagehash`` returns for the same image,
-as lower-case hex, so hashes exchanged with other imagehash users stay comparable. The
-caller (``hashes.compute``) hands in an already reduced picture, which is what keeps these
-cheap: pHash and dHash resample to 32x32 and 9x8 anyway.
+Each function takes a Pillow image and returns what ``imagehash`` returns for that image, as
+lower-case hex. The caller (``hashes.compute``) hands in a reduced picture (pHash and dHash get a
+grey copy box-reduced to about 128 px, since they resample to 32x32 and 9x8 anyway; wHash and the
+colour hash a 128-px thumbnail), which is what keeps them cheap. Our values therefore equal
+imagehash's on that reduced picture, and differ by a few bits at most from imagehash run on a
+full-size decode.
 """
 
 from __future__ import annotations
