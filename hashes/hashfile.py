@@ -74,11 +74,12 @@ def image_record(number: int, image: ImageHashes, name: str | None = None) -> di
         rec["name"] = name
     exact = {h.algorithm: h.value for h in image.hashes if h.algorithm in ("md5", "sha256")}
     rec.update(exact)
-    rec["hashes"] = [_hash_obj(h) for h in image.hashes if h.algorithm not in ("md5", "sha256")]
+    rec["hashes"] = [hash_json(h) for h in image.hashes if h.algorithm not in ("md5", "sha256")]
     return rec
 
 
-def _hash_obj(h: HashValue) -> dict:
+def hash_json(h: HashValue) -> dict:
+    """One hash as the JSON object the hash file uses (region left out for the whole picture)."""
     obj: dict = {"alg": h.algorithm, "hash": h.value}
     if h.quality is not None:
         obj["quality"] = h.quality

@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 #: Modules under monitor/commands/ that add commands; each has `register(app)`.
-COMMAND_MODULES = ("hashing", "registry")
+COMMAND_MODULES = ("hashing", "registry", "scan", "demo", "sources", "monitor")
 
 
 def _load_commands() -> None:

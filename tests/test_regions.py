@@ -1,0 +1,247 @@
+"""hashes.regions: registration windows, and finding the picture inside borders, padding, screenshots,
+chats and collages. Every picture here is synthetic (smooth random noise fields): no photos, no files."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from scipy.ndimage import gaussian_filter
+
+from hashes import regions
+from hashes.hashfile import _REGION_CHARS
+
+
+def texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A photo-like textured picture: colour noise smoothed at three scales."""
+    rng = np.random.default_rng(seed)
+    x = sum(gaussian_filter(rng.normal(size=(h, w, 3)), (s, s, 0)) * s for s in (1.5, 6, 25))
+    x = (x - x.min()) / np.ptp(x) * 235 + 10
+    return x.astype(np.uint8)
+
+
+def jpeg(rgb: np.ndarray, quality: int = 85) -> np.ndarray:
+    """Round trip through JPEG (the noise every found picture carries)."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def box_of(boxes: list[tuple[str, tuple[int, int, int, int]]], label: str) -> tuple[int, int, int, int]:
+    found = dict(boxes)
+    assert label in found, f"no {label!r} region among {boxes}"
+    return found[label]
+
+
+def assert_near(box, expected, tol: int) -> None:
+    assert all(abs(a - b) <= tol for a, b in zip(box, expected)), f"{box} is not within {tol} px of {expected}"
+
+
+# ---------------------------------------------------------------- registration
+
+@pytest.mark.parametrize("shape", [(683, 1024), (1024, 683), (500, 500), (320, 480), (64, 64)])
+def test_registration_labels_and_boxes(shape):
+    h, w = shape
+    boxes = regions.registration_boxes(h, w)
+    labels = [label for label, _ in boxes]
+    assert len(labels) == len(set(labels))
+    assert len(labels) <= 45
+    for label, (t, l, b, r) in boxes:
+        assert regions.LABEL_RE.match(label) and set(label) <= _REGION_CHARS
+        assert 0 <= t < b <= h and 0 <= l < r <= w
+        assert b - t >= regions.MIN_REGION_SIDE and r - l >= regions.MIN_REGION_SIDE
+        assert (b - t, r - l) != (h, w)  # never the whole picture again
+
+
+def test_registration_regions_shapes_and_rotations():
+    rgb = texture(300, 450)
+    out = regions.registration_regions(rgb)
+    labels = [label for label, _ in out]
+    assert "crop:0.90:c" in labels and "cut:b:0.90" in labels and "aspect:1-1" in labels
+    assert "rot:p3" in labels and "rot:m3" in labels
+    assert len(out) < 50
+    for label, part in out:
+        assert regions.LABEL_RE.match(label)
+        assert part.ndim == 3 and part.shape[2] == 3 and min(part.shape[:2]) >= regions.MIN_REGION_SIDE
+    crop = dict(out)["crop:0.80:tl"]
+    assert crop.shape[:2] == (240, 360) and np.shares_memory(crop, rgb)  # a view: no copy of the pixels
+
+
+def test_square_original_has_no_square_window():
+    labels = [label for label, _ in regions.registration_boxes(500, 500)]
+    assert "aspect:1-1" not in labels and "aspect:4-5" in labels
+
+
+# ---------------------------------------------------------------- query: nothing to find
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plain_picture_yields_no_regions(seed):
+    rgb = jpeg(texture(360 + 40 * seed, 512, seed))
+    assert regions.query_boxes(rgb) == []
+
+
+def test_tiny_and_flat_pictures():
+    assert regions.query_boxes(np.zeros((10, 10, 3), np.uint8)) == []
+    assert regions.query_boxes(np.full((300, 400, 3), 200, np.uint8)) == []
+
+
+# ---------------------------------------------------------------- query: borders and padding
+
+@pytest.mark.parametrize("colour,pad", [((255, 255, 255), 24), ((0, 0, 0), 40), ((30, 90, 200), 7)])
+def test_trim_solid_border(colour, pad):
+    pic = texture(300, 420, 1)
+    canvas = np.zeros((300 + 2 * pad, 420 + 2 * pad, 3), np.uint8)
+    canvas[:] = colour
+    canvas[pad:pad + 300, pad:pad + 420] = pic
+    box = box_of(regions.query_boxes(jpeg(canvas)), "trim")
+    assert_near(box, (pad, pad, pad + 300, pad + 420), 2)
+
+
+def test_trim_letterbox_to_square():
+    pic = texture(320, 480, 2)
+    canvas = np.zeros((480, 480, 3), np.uint8)
+    canvas[80:400] = pic
+    box = box_of(regions.query_boxes(jpeg(canvas)), "trim")
+    assert_near(box, (80, 0, 400, 480), 2)
+
+
+def test_trim_blurred_padding():
+    pic = Image.fromarray(texture(320, 480, 3))
+    bg = pic.resize((720, 480)).crop((120, 0, 600, 480)).filter(ImageFilter.GaussianBlur(12))
+    canvas = bg.copy()
+    canvas.paste(pic, (0, 80))
+    boxes = regions.query_boxes(jpeg(np.asarray(canvas)))
+    box = box_of(boxes, "trim:smooth")
+    assert_near(box, (80, 0, 400, 480), 3)
+
+
+def test_trim_keeps_a_flat_sky_that_is_part_of_the_picture():
+    pic = texture(300, 400, 4)
+    rng = np.random.default_rng(4)
+    skyline = 50 + np.cumsum(rng.integers(-2, 3, 400)).clip(-40, 40)  # where the land starts, per column
+    rows = np.arange(300)[:, None]
+    sky = rows < skyline[None, :]
+    pic[sky] = (150, 190, 235)
+    assert regions.query_boxes(jpeg(pic)) == []
+
+
+# ---------------------------------------------------------------- query: screenshots and chats
+
+def phone_screenshot(pic: np.ndarray, dark: bool = False) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A feed app's screenshot: status bar, header, the picture at full width, likes and comments."""
+    W, H = 540, 1170
+    bg, fg = ((0, 0, 0), (240, 240, 240)) if dark else ((255, 255, 255), (20, 20, 20))
+    canvas = Image.new("RGB", (W, H), bg)
+    d = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=16)
+    d.text((12, 10), "9:41", fill=fg, font=font)
+    d.rectangle((W - 40, 12, W - 15, 24), outline=fg)
+    d.text((20, 60), "Feedapp", fill=fg, font=ImageFont.load_default(size=26))
+    d.ellipse((15, 110, 55, 150), fill=(120, 160, 200))
+    d.text((65, 120), "someone_42", fill=fg, font=font)
+    top = 170
+    p = Image.fromarray(pic).resize((W, round(pic.shape[0] * W / pic.shape[1])))
+    canvas.paste(p, (0, top))
+    y = top + p.height + 14
+    for i in range(12):
+        d.text((20, y), f"user_{i} what a nice picture lol {i * 7}", fill=fg, font=font)
+        y += 26
+    return np.asarray(canvas), (top, 0, top + p.height, W)
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_inner_picture_in_phone_screenshot(dark):
+    shot, truth = phone_screenshot(texture(320, 480, 5), dark)
+    assert_near(box_of(regions.query_boxes(shot), "inner"), truth, 2)
+    assert_near(box_of(regions.query_boxes(jpeg(shot, 80)), "inner"), truth, 3)
+
+
+def test_inner_picture_in_chat_bubble():
+    W, H = 540, 1170
+    canvas = Image.new("RGB", (W, H), (229, 221, 213))
+    d = ImageDraw.Draw(canvas)
+    d.rectangle((0, 0, W, 115), fill=(7, 94, 84))
+    font = ImageFont.load_default(size=16)
+    d.rounded_rectangle((15, 140, 300, 185), 10, fill=(255, 255, 255))
+    d.text((25, 152), "look at this", fill=(30, 30, 30), font=font)
+    pic = Image.fromarray(texture(400, 300, 6)).resize((378, 504))
+    x0, y0 = W - 15 - 378 - 8, 210
+    d.rounded_rectangle((x0 - 4, y0 - 4, x0 + 378 + 4, y0 + 504 + 4), 12, fill=(220, 248, 198))
+    mask = Image.new("L", pic.size, 0)
+    ImageDraw.Draw(mask).rounded_rectangle((0, 0, 377, 503), 9, fill=255)
+    canvas.paste(pic, (x0, y0), mask)
+    d.text((x0 + 330, y0 + 480), "21:07", fill=(255, 255, 255), font=font)
+    for i, y in enumerate(range(750, 1050, 60)):
+        d.rounded_rectangle((15, y, 250 + 20 * i, y + 45), 10, fill=(255, 255, 255))
+        d.text((25, y + 12), "no way " * (i + 1), fill=(30, 30, 30), font=font)
+    box = box_of(regions.query_boxes(np.asarray(canvas)), "inner")
+    assert_near(box, (y0, x0, y0 + 504, x0 + 378), 3)
+
+
+# ---------------------------------------------------------------- query: collages and rotations
+
+def test_collage_is_split_into_its_cells():
+    a, b = texture(300, 420, 7), texture(300, 260, 8)
+    g = 10
+    canvas = np.full((300 + 2 * g, 420 + 260 + 3 * g, 3), 255, np.uint8)
+    canvas[g:g + 300, g:g + 420] = a
+    canvas[g:g + 300, 2 * g + 420:2 * g + 680] = b
+    boxes = regions.query_boxes(jpeg(canvas))
+    cells = sorted(box for label, box in boxes if label.startswith("cell:"))
+    assert len(cells) == 2, boxes
+    assert_near(cells[0], (g, g, g + 300, g + 420), 2)
+    assert_near(cells[1], (g, 2 * g + 420, g + 300, 2 * g + 680), 2)
+
+
+def test_two_by_two_collage():
+    tiles = [texture(200, 260, 20 + i) for i in range(4)]
+    g = 8
+    canvas = np.full((2 * 200 + 3 * g, 2 * 260 + 3 * g, 3), 0, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, 2)
+        canvas[g + r * (200 + g):g + r * (200 + g) + 200, g + c * (260 + g):g + c * (260 + g) + 260] = tile
+    cells = sorted(box for label, box in regions.query_boxes(jpeg(canvas)) if label.startswith("cell:"))
+    assert len(cells) == 4, cells
+    assert_near(cells[0], (g, g, g + 200, g + 260), 2)
+    assert_near(cells[3], (2 * g + 200, 2 * g + 260, 2 * g + 400, 2 * g + 520), 2)
+
+
+@pytest.mark.parametrize("degrees", [3, -3, 5])
+def test_turned_picture_on_plain_canvas(degrees):
+    pic = texture(320, 480, 9)
+    turned = Image.fromarray(pic).rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    box = box_of(regions.query_boxes(jpeg(np.asarray(turned))), "trim:rot")
+    # the same window the registration side cuts from the original (rot:p3 / rot:m3)
+    expected = regions.rotated_window(pic, degrees).shape[:2]
+    t, l, b, r = box
+    assert abs((b - t) - expected[0]) <= 0.02 * expected[0] and abs((r - l) - expected[1]) <= 0.02 * expected[1]
+    H, W = turned.size[1], turned.size[0]
+    assert abs((t + b) / 2 - H / 2) <= 2 and abs((l + r) / 2 - W / 2) <= 2
+
+
+# ---------------------------------------------------------------- contract
+
+def test_query_region_contract():
+    shot, _ = phone_screenshot(texture(320, 480, 10))
+    out = regions.query_regions(shot)
+    assert 0 < len(out) <= regions.MAX_QUERY_REGIONS
+    h, w = shot.shape[:2]
+    for label, part in out:
+        assert regions.LABEL_RE.match(label) and set(label) <= _REGION_CHARS
+        assert part.ndim == 3 and part.shape[2] == 3
+        assert min(part.shape[:2]) >= regions.MIN_REGION_SIDE
+        assert part.shape[:2] != (h, w)
+
+
+def test_query_regions_are_fast():
+    pictures = [jpeg(texture(384, 512, 11)), phone_screenshot(texture(320, 480, 12))[0]]
+    for rgb in pictures:
+        regions.query_boxes(rgb)
+        start = time.perf_counter()
+        for _ in range(5):
+            regions.query_boxes(rgb)
+        per_call = (time.perf_counter() - start) / 5
+        assert per_call < 0.05, f"{per_call * 1000:.1f} ms for {rgb.shape}"  # a few ms normally; slack for load

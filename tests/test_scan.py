@@ -1,0 +1,150 @@
+"""Scanning: hash found pictures, match them against the registry, record media and matches once.
+
+Runs on SQLite and PostgreSQL (the `engine` fixture is parametrised over both).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from hashes.compute import HashOptions, hash_bytes
+from hashes.hashfile import HashFileWriter, make_header, read_hash_file
+from monitor import db, registry
+from monitor.cli import app
+from monitor.demo import pictures as P
+from monitor.matching import Matcher
+from monitor.models import AuditEntry, Match, Media, MediaSighting
+from monitor.scan import scan_files
+
+runner = CliRunner()
+
+
+def _hash_file(images) -> str:
+    buf = io.StringIO()
+    w = HashFileWriter(buf, "jsonl", make_header(HashOptions().algorithms, "register", "test"))
+    for img in images:
+        w.write(hash_bytes(P.jpeg_bytes(img, 92), options=HashOptions(regions="register")))
+    w.close()
+    return buf.getvalue()
+
+
+@pytest.fixture
+def case(engine):
+    with db.transaction(engine) as s:
+        new = registry.create_case(s, actor="test")
+        registry.register_hash_file(s, new.reference, read_hash_file(_hash_file([P.picture(1), P.picture(2)])),
+                                    actor="test")
+    return new.reference
+
+
+@pytest.fixture
+def found(tmp_path: Path) -> Path:
+    d = tmp_path / "found"
+    d.mkdir()
+    (d / "small.jpg").write_bytes(P.jpeg_bytes(P.recompressed(P.picture(1)), 60))
+    (d / "mirror.jpg").write_bytes(P.jpeg_bytes(P.mirrored(P.picture(2))))
+    (d / "screenshot.png").write_bytes(P.png_bytes(P.phone_screenshot(P.picture(1))))
+    for seed in (50, 51, 52):
+        (d / f"other-{seed}.jpg").write_bytes(P.jpeg_bytes(P.picture(seed)))
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    return d
+
+
+def _scan(engine, folder: Path):
+    matcher = Matcher(engine)
+    try:
+        return scan_files(engine, matcher, sorted(folder.iterdir()), actor="test", jobs=1)
+    finally:
+        matcher.close()
+
+
+def test_scan_finds_altered_copies_and_nothing_else(engine, case, found):
+    report = _scan(engine, found)
+    assert {Path(m["file"]).name for m in report.matches} == {"small.jpg", "mirror.jpg", "screenshot.png"}
+    assert all(m["case"] == case and m["new"] for m in report.matches)
+    assert [f["error"] for f in report.failures] in (["truncated"], ["corrupt"])  # one bad file, batch went on
+    assert report.scanned == 6
+    with db.session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Match)) == 3
+        assert s.scalar(select(func.count()).select_from(Media)) == 6
+        actions = s.scalars(select(AuditEntry.action)).all()
+        assert actions.count("match.recorded") == 3
+
+
+def test_rescanning_adds_no_second_match(engine, case, found):
+    first = _scan(engine, found)
+    again = _scan(engine, found)
+    assert len(again.matches) == len(first.matches) and again.new_matches == 0
+    with db.session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Match)) == 3
+        assert s.scalar(select(func.count()).select_from(Media)) == 6
+        assert s.scalar(select(func.count()).select_from(MediaSighting)) == 6
+
+
+def test_same_bytes_in_two_places_are_one_media_with_two_sightings(engine, case, found, tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "copy.jpg").write_bytes((found / "small.jpg").read_bytes())
+    _scan(engine, found)
+    report = _scan(engine, other)
+    assert report.matches and not report.matches[0]["new"]
+    with db.session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Media)) == 6
+        assert s.scalar(select(func.count()).select_from(MediaSighting)) == 7
+
+
+def test_withdrawn_case_never_matches_again(engine, case, found):
+    matcher = Matcher(engine)
+    try:
+        with db.transaction(engine) as s:
+            registry.withdraw_case(s, case, actor="test")
+        # the very next query, through the index this process already holds
+        report = scan_files(engine, matcher, sorted(found.iterdir()), actor="test", jobs=1)
+        assert report.matches == []
+    finally:
+        matcher.close()
+
+
+def test_withdrawal_by_another_process_is_respected(engine, case, found):
+    matcher = Matcher(engine)
+    try:
+        matcher.close()  # stop listening: as if the withdrawal happened in another process
+        with db.transaction(engine) as s:
+            registry.withdraw_case(s, case, actor="test")
+        report = scan_files(engine, matcher, sorted(found.iterdir()), actor="test", jobs=1)
+        assert report.matches == []  # re-checked against the database before recording
+        assert matcher.refresh() is True and len(matcher) == 0
+    finally:
+        matcher.close()
+
+
+def test_hashes_registered_after_start_match_at_once(engine, found):
+    matcher = Matcher(engine)
+    try:
+        assert len(matcher) == 0
+        with db.transaction(engine) as s:
+            new = registry.create_case(s, actor="test")
+            registry.register_hash_file(s, new.reference, read_hash_file(_hash_file([P.picture(2)])), actor="test")
+        report = scan_files(engine, matcher, [found / "mirror.jpg"], actor="test", jobs=1)
+        assert [m["case"] for m in report.matches] == [new.reference]
+    finally:
+        matcher.close()
+
+
+def test_scan_command_json_and_exit_codes(env, monkeypatch, case, found):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    result = runner.invoke(app, ["scan", str(found), "--json", "--jobs", "1"])
+    assert result.exit_code == 1  # the broken file
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and data["failed"] == 1 and data["new_matches"] == 3
+    (found / "broken.jpg").unlink()
+    result = runner.invoke(app, ["scan", str(found), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "3 match(es), 0 new" in result.stdout
