@@ -16,6 +16,8 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,8 +25,10 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    Unicode,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -262,3 +266,122 @@ class AuditEntry(Base):
     #: SHA-256 chain: entry_hash = sha256(prev_hash + canonical entry); see monitor/audit.py.
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# --- issue 5: sources, what they listed, the alert outbox ------------------------------------------
+
+class CandidateStatus(StrEnum):
+    DONE = "done"        # fetched and recorded (media_id set), or its bytes were already known
+    RETRY = "retry"      # a temporary failure; tried again at next_attempt_at (a bounded number of times)
+    FAILED = "failed"    # given up: a permanent failure, a poison image, or too many attempts
+    SKIPPED = "skipped"  # not fetched on purpose (e.g. a video: not hashed yet); kept so nothing is lost
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"      # not yet delivered on every configured channel
+    SENT = "sent"            # delivered on every configured channel
+    CANCELLED = "cancelled"  # its case was withdrawn or closed before delivery: never sent
+
+
+class Source(Base):
+    """A place the monitor polls: a connector kind and its settings, its cursor and its health."""
+
+    __tablename__ = "sources"
+    __table_args__ = (
+        CheckConstraint("interval_seconds >= 1", name="interval"),
+        CheckConstraint("jitter_seconds >= 0", name="jitter"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)  # as the person gave it
+    #: The connector's settings (SourceSettings.to_dict()) without its secret fields.
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    #: JSON of the connector's secret fields (API tokens), encrypted; NULL when it has none.
+    secrets: Mapped[str | None] = mapped_column("secrets_enc", EncryptedText("sources.secrets"), deferred=True)
+    interval_seconds: Mapped[int] = mapped_column(Integer)
+    jitter_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)  # False: paused
+    #: The connector's cursor after the last committed page (its ETag/Last-Modified validators
+    #: live inside it, so they are committed with the candidates they cover).
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Health.
+    last_poll_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    next_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # NULL: due now
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    backoff_seconds: Mapped[int] = mapped_column(Integer, default=0)  # current back-off after failures
+    last_error_code: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(300))  # URL and problem, never fetched content
+    # Which process is polling it now (host:pid), so two processes never poll one source at once.
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SourceCandidate(Base):
+    """One item a source listed (per source and candidate key): fetched once, retried a bounded
+    number of times, never forgotten."""
+
+    __tablename__ = "source_candidates"
+    __table_args__ = (
+        UniqueConstraint("source_id", "key_sha256"),
+        CheckConstraint(_in("status", CandidateStatus), name="status"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    key_sha256: Mapped[str] = mapped_column(String(64))  # sha256 of Candidate.key
+    media_url: Mapped[str] = mapped_column(Text)
+    page_url: Mapped[str | None] = mapped_column(Text)
+    #: What fetch_media needs to try again (URLs, media type, connector extras); never post text or author.
+    candidate: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(String(300))  # "code: problem" of the last failure
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"), index=True)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Alert(Base):
+    """The transactional outbox: one alert per new match, written in the match's transaction and
+    delivered (and marked) afterwards. The payload holds no image, no hash value, no personal data."""
+
+    __tablename__ = "alerts_outbox"
+    __table_args__ = (
+        UniqueConstraint("match_id", "kind"),
+        CheckConstraint(_in("status", AlertStatus), name="status"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), default="match")
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="RESTRICT"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), index=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.PENDING.value)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # a sender is delivering it
+    #: Channel name -> ISO time it was delivered there ({"email": "...", "webhook": "..."}).
+    delivered: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(300))  # channel and problem, no content
+
+
+#: APScheduler 3's job store table (SQLAlchemyJobStore's own layout), created by the migrations
+#: like every other table so the schema has one owner; the job store finds it and creates nothing.
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

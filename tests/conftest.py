@@ -146,3 +146,103 @@ def engine(settings):
     eng = db.open_database(settings)
     yield eng
     eng.dispose()
+
+
+# --- network guard for the monitor's tests (opt-in) -----------------------------------------------
+
+def _is_loopback(address: object) -> bool:
+    import ipaddress
+
+    if isinstance(address, (str, bytes)):
+        return True  # AF_UNIX path (multiprocessing's forkserver, database sockets)
+    if not isinstance(address, tuple) or not address:
+        return False
+    host = address[0]
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(str(host).split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch):
+    """Fail the test on any attempt to reach (or look up) anything but 127.0.0.0/8, ::1 or a local
+    socket; the attempt raises before anything is sent. The same idea as tests/connectors/conftest.py,
+    for tests outside that folder: `pytestmark = pytest.mark.usefixtures("loopback_only")`."""
+    import socket
+
+    attempts: list[str] = []
+
+    class NetworkViolation(BaseException):  # not an Exception: no `except Exception` swallows it
+        pass
+
+    def guard(name, real, addr_of):
+        def wrapper(*args, **kwargs):
+            address = addr_of(*args, **kwargs)
+            if not _is_loopback(address):
+                attempts.append(f"{name} {address!r}")
+                raise NetworkViolation(f"test tried to reach a non-loopback address: {name} {address!r}")
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(socket.socket, "connect", guard("connect", socket.socket.connect, lambda self, a: a))
+    monkeypatch.setattr(socket.socket, "connect_ex", guard("connect_ex", socket.socket.connect_ex, lambda self, a: a))
+    monkeypatch.setattr(socket, "create_connection",
+                        guard("create_connection", socket.create_connection, lambda a, *_, **__: a))
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        guard("getaddrinfo", socket.getaddrinfo, lambda h, *_, **__: (h,) if h is not None else ""))
+    monkeypatch.setattr(socket, "gethostbyname", guard("gethostbyname", socket.gethostbyname, lambda h: (h,)))
+    yield attempts
+    assert not attempts, f"non-loopback network access attempted: {attempts}"
+
+
+#: The same guard for a child process: put the folder holding this file (as sitecustomize.py) first
+#: on the child's PYTHONPATH (see loopback_sitecustomize).
+CHILD_NETWORK_GUARD = '''
+import ipaddress, os, socket, sys
+def _ok(a):
+    if isinstance(a, (str, bytes)):
+        return True
+    if not isinstance(a, tuple) or not a:
+        return False
+    h = a[0].decode() if isinstance(a[0], bytes) else str(a[0])
+    if h == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(h.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+def _wrap(name, real, addr):
+    def w(*args, **kw):
+        a = addr(*args, **kw)
+        if not _ok(a):
+            sys.stderr.write("NETWORK VIOLATION: %s %r\\n" % (name, a)); sys.stderr.flush()
+            os._exit(99)
+        return real(*args, **kw)
+    return w
+socket.socket.connect = _wrap("connect", socket.socket.connect, lambda s, a: a)
+socket.socket.connect_ex = _wrap("connect_ex", socket.socket.connect_ex, lambda s, a: a)
+socket.create_connection = _wrap("create_connection", socket.create_connection, lambda a, *x, **k: a)
+socket.getaddrinfo = _wrap("getaddrinfo", socket.getaddrinfo, lambda h, *x, **k: (h,) if h is not None else "")
+socket.gethostbyname = _wrap("gethostbyname", socket.gethostbyname, lambda h: (h,))
+'''
+
+
+@pytest.fixture
+def loopback_sitecustomize(tmp_path: Path) -> Path:
+    """A folder with a sitecustomize.py that makes a child Python process exit 99 (printing
+    NETWORK VIOLATION) on any non-loopback connection or name lookup."""
+    folder = tmp_path / "netguard"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(CHILD_NETWORK_GUARD)
+    return folder

@@ -7,13 +7,19 @@ high-quality hashes, different enough from each other never to match.
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 
 def picture(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
-    """A deterministic abstract picture: smooth colour fields, shapes and fine grain."""
+    """A deterministic abstract picture: smooth colour fields, shapes and fine grain (a new copy each call)."""
+    return _picture(seed, tuple(size)).copy()
+
+
+@lru_cache(maxsize=64)
+def _picture(seed: int, size: tuple[int, int]) -> Image.Image:
     rng = np.random.default_rng(seed)
     w, h = size
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)

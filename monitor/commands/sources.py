@@ -1,0 +1,337 @@
+"""`ncii source ...`: the places the monitor polls (add by URL, list, show, test, pause, remove).
+
+Exit codes: 0 success; 1 the command ran but failed (a source with that name exists already,
+the source's document could not be understood, the user declined); 2 usage error (bad option,
+bad setting, unknown kind, a URL no connector recognises); 3 the database, the data key or the
+source itself is unavailable (`source test`: it cannot be fetched); 4 no such source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import select
+
+from connectors.errors import ConnectorError, FetchError, SourceFormatError
+from connectors.registry import CONNECTORS
+from monitor import db, sources
+from monitor.commands.registry import (EXIT_NOT_FOUND, EXIT_OK, EXIT_PARTIAL, EXIT_UNAVAILABLE, EXIT_USAGE, JSON_HELP,
+                                       CommandFailed, _actor, _database, _run)
+from monitor.models import SourceCandidate
+from monitor.pipeline import http_client, key_digest
+from monitor.settings import Settings
+
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+KIND_HELP = ("The connector: " + ", ".join(sorted(CONNECTORS)) + ", or 'auto' to pick the one that recognises "
+             "the URL (see `ncii source kinds`).")
+
+
+@contextmanager
+def _source_errors() -> Iterator[None]:
+    try:
+        yield
+    except sources.SourceNotFound as e:
+        raise CommandFailed(EXIT_NOT_FOUND, e.code, str(e)) from None
+    except sources.InvalidSource as e:
+        raise CommandFailed(EXIT_USAGE, e.code, str(e)) from None
+    except sources.SourceExists as e:
+        raise CommandFailed(EXIT_PARTIAL, e.code, str(e)) from None
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise CommandFailed(EXIT_USAGE, "usage", f"--set needs KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
+def _ago(iso: str | None) -> str:
+    return iso.replace("T", " ").replace("+00:00", "Z") if iso else "-"
+
+
+def _short(iso: str | None) -> str:
+    """'11-25 17:11' (month-day hour:minute, UTC): for tables."""
+    return iso[5:16].replace("T", " ") if iso else "-"
+
+
+def _state_text(s: sources.SourceSummary) -> Text:
+    if s.state == "failing":
+        return Text(f"FAILING {s.consecutive_failures}x", style="bold red")
+    if s.state == "paused":
+        return Text("paused", style="yellow")
+    if s.state == "new":
+        return Text("new")
+    return Text("ok", style="green")
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+def source_add(
+    kind: str = typer.Argument(..., metavar="KIND", help=KIND_HELP),
+    url: str = typer.Argument(..., metavar="URL", help="The address as copied from a browser: a feed, a sitemap or "
+                                                       "robots.txt, a gallery page, a file:// folder or WARC file."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", metavar="NAME",
+                                       help="A short unique name (letters, digits, '.', '_', '-'). Default: made from "
+                                            "the host and the kind."),
+    every: str = typer.Option("15m", "--every", "-e", metavar="DURATION",
+                              help="How often to poll, e.g. 30m, 1h, 1d (at least 1m)."),
+    jitter: Optional[str] = typer.Option(None, "--jitter", metavar="DURATION",
+                                         help="Random extra delay up to this, so sources do not all poll at once "
+                                              "(default: a tenth of --every, at most 5m)."),
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
+                                   help="A connector setting (repeatable), e.g. --set page_images=true or "
+                                        "--set image_selector='.gallery img'. Lists are comma-separated. "
+                                        "`ncii source kinds` lists every kind's settings."),
+    paused: bool = typer.Option(False, "--paused", help="Add it paused (not polled until `ncii source resume`)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Add a source to poll. Its settings are checked now (no network); it is polled on the next pass.
+
+    Use `ncii source test NAME` to try it once without recording anything.
+    """
+    def body():
+        with _source_errors():
+            interval = sources.parse_duration(every, what="--every")
+            if interval < sources.CLI_MIN_INTERVAL_SECONDS:
+                raise sources.InvalidSource("--every must be at least 1m: polling more often is not polite to sites")
+            jit = sources.parse_duration(jitter, what="--jitter") if jitter is not None else None
+            with _database() as engine, db.transaction(engine) as s:
+                summary = sources.add_source(s, url, kind=kind, name=name, interval=interval, jitter=jit,
+                                             options=_options(set_), enabled=not paused, actor=_actor())
+
+        def human() -> None:
+            _out.print(Text(f"added source {summary.name} ({summary.kind}) polling every "
+                            f"{sources.format_duration(summary.interval_seconds)}"
+                            + (" (paused)" if paused else "")))
+            _out.print(Text(f"try it: ncii source test {summary.name}"))
+        return EXIT_OK, {"source": summary.to_dict()}, human
+
+    _run(as_json, body)
+
+
+def source_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List sources with their health: state (ok, FAILING with the back-off, paused), last success, next poll."""
+    def body():
+        with _database() as engine, db.session(engine) as s:
+            items = sources.list_sources(s)
+
+        def human() -> None:
+            if not items:
+                _out.print("no sources (add one with `ncii source add KIND URL`)")
+                return
+            t = Table(caption="times in UTC")
+            t.add_column("name", no_wrap=True)
+            t.add_column("kind", no_wrap=True)
+            t.add_column("every", no_wrap=True)
+            t.add_column("state", no_wrap=True)
+            t.add_column("last success", no_wrap=True)
+            t.add_column("next poll", no_wrap=True)
+            t.add_column("items", justify="right")
+            for i in items:
+                t.add_row(Text(i.name), i.kind, sources.format_duration(i.interval_seconds), _state_text(i),
+                          _short(i.last_success_at), _short(i.next_due_at) if i.enabled else "-",
+                          str(sum(i.candidates.values())))
+            _out.print(t)
+            for i in items:
+                if i.last_error:
+                    _out.print(Text(f"{i.name}: {i.last_error}", style="red"))
+        return EXIT_OK, {"sources": [i.to_dict() for i in items]}, human
+
+    _run(as_json, body)
+
+
+def source_show(
+    name: str = typer.Argument(..., metavar="NAME", help="The source's name (see `ncii source list`)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Show one source: settings (secrets hidden), schedule, health and what it has listed so far."""
+    def body():
+        with _source_errors(), _database() as engine, db.session(engine) as s:
+            summary = sources.show_source(s, name)
+
+        def human() -> None:
+            t = Table(show_header=False, box=None, pad_edge=False)
+            t.add_column(style="bold")
+            t.add_column()
+            rows = [("name", summary.name), ("kind", summary.kind), ("url", summary.url),
+                    ("every", f"{sources.format_duration(summary.interval_seconds)} "
+                              f"(+ up to {sources.format_duration(summary.jitter_seconds)} jitter)"),
+                    ("state", _state_text(summary).plain + (f", backing off {sources.format_duration(summary.backoff_seconds)}"
+                                                            if summary.backoff_seconds else "")),
+                    ("added", _ago(summary.created_at)),
+                    ("last poll", _ago(summary.last_poll_at)), ("last success", _ago(summary.last_success_at)),
+                    ("next poll", _ago(summary.next_due_at) if summary.enabled else "paused"),
+                    ("failures in a row", str(summary.consecutive_failures)),
+                    ("last error", summary.last_error or "-"),
+                    ("conditional requests", "yes (ETag/Last-Modified kept)" if summary.conditional else "no"),
+                    ("items", ", ".join(f"{k} {v}" for k, v in sorted(summary.candidates.items())) or "none")]
+            for k, v in summary.settings.items():
+                rows.append((f"setting {k}", str(v)))
+            for k, v in rows:
+                t.add_row(k, Text(v))
+            _out.print(t)
+        return EXIT_OK, {"source": summary.to_dict()}, human
+
+    _run(as_json, body)
+
+
+def source_remove(
+    name: str = typer.Argument(..., metavar="NAME", help="The source's name."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed when not interactive "
+                                                        "or with --json)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Stop polling a source and forget what it listed. Media, sightings, matches and alerts it found stay."""
+    def body():
+        if not yes:
+            if as_json or not sys.stdin.isatty():
+                raise CommandFailed(EXIT_USAGE, "confirmation-needed", "removing needs confirmation: add --yes")
+            if not typer.confirm(f"remove source {name}?", default=False, err=True):
+                raise CommandFailed(EXIT_PARTIAL, "declined", "nothing changed")
+        with _source_errors(), _database() as engine, db.transaction(engine) as s:
+            result = sources.remove_source(s, name, actor=_actor())
+        return EXIT_OK, result, lambda: _out.print(Text(
+            f"removed source {name} ({result['candidates_forgotten']} listed item(s) forgotten)"))
+
+    _run(as_json, body)
+
+
+def _set_enabled(name: str, enabled: bool, as_json: bool) -> None:
+    def body():
+        with _source_errors(), _database() as engine, db.transaction(engine) as s:
+            summary = sources.set_enabled(s, name, enabled, actor=_actor())
+        word = "resumed (due now)" if enabled else "paused"
+        return EXIT_OK, {"source": summary.to_dict()}, lambda: _out.print(Text(f"source {name} {word}"))
+
+    _run(as_json, body)
+
+
+def source_pause(name: str = typer.Argument(..., metavar="NAME", help="The source's name."),
+                 as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Stop polling a source for now (its cursor and history are kept)."""
+    _set_enabled(name, False, as_json)
+
+
+def source_resume(name: str = typer.Argument(..., metavar="NAME", help="The source's name."),
+                  as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Poll a paused source again (it is due at once)."""
+    _set_enabled(name, True, as_json)
+
+
+def source_test(
+    name: str = typer.Argument(..., metavar="NAME", help="The source's name."),
+    limit: int = typer.Option(20, "--limit", min=0, metavar="N", help="How many of the new items to list."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Poll a source once without recording anything, and show what the monitor would fetch.
+
+    Reads the feed/sitemap/pages as a real poll would (from the stored cursor, through the same
+    safe HTTP client) but fetches no pictures and changes nothing. Exits 3 with the reason when the
+    source cannot be fetched, 1 when what it serves cannot be understood.
+    """
+    def body():
+        settings = Settings.load()
+        with _source_errors(), _database(settings) as engine:
+            with db.session(engine) as s:
+                source = sources.get_source(s, name)
+                connector, conn_settings = sources.connector_settings(s, source)
+                cursor, source_id = source.cursor, source.id
+            http = http_client(settings.monitor)
+            listed, new, pages, notes = 0, [], 0, []
+            try:
+                for page in connector.poll(conn_settings, cursor, http):
+                    pages += 1
+                    notes.extend(page.notes)
+                    listed += len(page.candidates)
+                    digests = {key_digest(c.key): c for c in page.candidates}
+                    with db.session(engine) as s:
+                        seen = set(s.scalars(select(SourceCandidate.key_sha256).where(
+                            SourceCandidate.source_id == source_id,
+                            SourceCandidate.key_sha256.in_(list(digests)[:10000]))))
+                    new.extend(c for d, c in digests.items() if d not in seen)
+                    if listed >= 100_000:
+                        notes.append("stopped listing after 100000 items")
+                        break
+            except FetchError as e:
+                raise CommandFailed(EXIT_UNAVAILABLE, e.code, f"source {name} cannot be polled: {e}",
+                                    retryable=e.retryable) from None
+            except SourceFormatError as e:
+                raise CommandFailed(EXIT_PARTIAL, e.code, f"source {name} cannot be understood: {e}") from None
+            except ConnectorError as e:
+                raise CommandFailed(EXIT_PARTIAL, e.code, f"source {name}: {e}") from None
+            finally:
+                http.close()
+        shown = [{"media_url": c.media_url, "page_url": c.page_url, "media_type": c.media_type.value,
+                  "posted_at": c.posted_at.isoformat() if c.posted_at else None} for c in new[:limit]]
+        obj = {"source": name, "pages": pages, "listed": listed, "new": len(new), "already_seen": listed - len(new),
+               "items": shown, "notes": notes[:50]}
+
+        def human() -> None:
+            _out.print(Text(f"source {name}: {listed} item(s) listed in {pages} page(s); {len(new)} new would be "
+                            f"fetched, {listed - len(new)} already seen. Nothing was recorded."))
+            for item in shown:
+                _out.print(Text(f"  {item['media_type']:7} {item['media_url']}"))
+            if len(new) > len(shown):
+                _out.print(f"  ... and {len(new) - len(shown)} more")
+            for note in notes[:10]:
+                _err.print(Text(f"note: {note}"))
+        return EXIT_OK, obj, human
+
+    _run(as_json, body)
+
+
+def _describe(field: dataclasses.Field) -> str:
+    hint = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    default = field.default if field.default is not dataclasses.MISSING else (
+        field.default_factory() if field.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+    if isinstance(default, tuple):
+        default = ",".join(map(str, default))
+    return f"{field.name} ({hint}; default {default!r})"
+
+
+def source_kinds(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List the connector kinds and every setting each one takes (for --set)."""
+    def body():
+        kinds = []
+        for kind, c in sorted(CONNECTORS.items()):
+            fields = [f for f in dataclasses.fields(c.settings_class) if f.name != "url"]
+            kinds.append({"kind": kind, "title": c.title,
+                          "settings": [{"name": f.name, "type": str(f.type), "default": _describe(f)} for f in fields],
+                          "secret": sorted(c.settings_class.secret_fields)})
+
+        def human() -> None:
+            for k in kinds:
+                _out.print(Text(f"{k['kind']}: {k['title']}", style="bold"))
+                for f in k["settings"]:
+                    _out.print(Text(f"  --set {f['default']}"))
+        return EXIT_OK, {"kinds": kinds}, human
+
+    _run(as_json, body)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ncii source ...` to the CLI."""
+    source_app = typer.Typer(help="Sources the monitor polls: add by URL, list with health, show, test, pause, "
+                                  "resume, remove.", no_args_is_help=True)
+    source_app.command("add")(source_add)
+    source_app.command("list")(source_list)
+    source_app.command("show")(source_show)
+    source_app.command("test")(source_test)
+    source_app.command("pause")(source_pause)
+    source_app.command("resume")(source_resume)
+    source_app.command("remove")(source_remove)
+    source_app.command("kinds")(source_kinds)
+    app.add_typer(source_app, name="source")

@@ -1,0 +1,126 @@
+"""`ncii source ...` and `ncii monitor once`: the advocate's commands for sources, end to end
+through the CLI (JSON output and exit codes), against loopback sites."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.demo import pictures as P
+from monitor.demo.site import LoopbackSite, Route, gallery_page
+from tests.test_pipeline import jpeg, serve_feed
+
+pytestmark = pytest.mark.usefixtures("loopback_only")
+runner = CliRunner()
+
+
+@pytest.fixture
+def site():
+    s = LoopbackSite()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def cli(env, monkeypatch):
+    for k, v in {**env, "NCII_HTTP_ALLOW_LOOPBACK": "1", "NCII_HTTP_MIN_INTERVAL": "0", "NCII_HTTP_RETRIES": "0",
+                 "NCII_HASH_WORKERS": "0",
+                 "NCII_FETCH_WORKERS": "4"}.items():
+        monkeypatch.setenv(k, v)
+    for k in ("NCII_SMTP_HOST", "NCII_WEBHOOK_URL"):
+        monkeypatch.delenv(k, raising=False)
+
+    def run(*args: str, code: int | None = 0) -> dict:
+        result = runner.invoke(app, [*args, "--json"])
+        data = json.loads(result.stdout)
+        if code is not None:
+            assert result.exit_code == code, result.output
+        return data
+
+    return run
+
+
+def test_add_list_show_pause_resume_remove(cli, site):
+    feed = serve_feed(site, {"a.jpg": jpeg(1)})
+    added = cli("source", "add", "auto", feed, "--every", "30m", "--jitter", "1m", "--set", "max_entries=50")
+    s = added["source"]
+    assert s["kind"] == "rss" and s["interval_seconds"] == 1800 and s["jitter_seconds"] == 60
+    assert s["settings"]["max_entries"] == 50 and s["state"] == "new" and s["name"].endswith("-rss")
+    name = s["name"]
+    gallery = site.add("/g.html", Route(gallery_page("g", []), "text/html"))
+    cli("source", "add", "gallery", gallery, "--name", "board-gallery", "--set", "image_selector=.gallery img",
+        "--set", "max_pages=2")
+
+    listed = cli("source", "list")["sources"]
+    assert [x["name"] for x in listed] == sorted([name, "board-gallery"])
+    shown = cli("source", "show", "board-gallery")["source"]
+    assert shown["settings"]["image_selector"] == ".gallery img" and shown["settings"]["max_pages"] == 2
+
+    assert cli("source", "pause", name)["source"]["state"] == "paused"
+    assert cli("source", "resume", name)["source"]["state"] == "new"
+    removed = cli("source", "remove", "board-gallery", "--yes")
+    assert removed["name"] == "board-gallery"
+    assert [x["name"] for x in cli("source", "list")["sources"]] == [name]
+    kinds = {k["kind"] for k in cli("source", "kinds")["kinds"]}
+    assert {"rss", "sitemap", "gallery", "folder", "warc"} <= kinds
+
+
+def test_add_refuses_bad_input_with_the_reason(cli, site):
+    feed = serve_feed(site, {"a.jpg": jpeg(1)})
+    err = cli("source", "add", "rss", feed, "--set", "colour=blue", code=2)["error"]
+    assert "colour" in err["message"] and "known settings" in err["message"]
+    assert "max_entries" in cli("source", "add", "rss", feed, "--set", "max_entries=lots", code=2)["error"]["message"]
+    assert "known kinds" in cli("source", "add", "telegram", feed, code=2)["error"]["message"]
+    assert "at least 1m" in cli("source", "add", "rss", feed, "--every", "10s", code=2)["error"]["message"]
+    assert "duration" in cli("source", "add", "rss", feed, "--every", "soon", code=2)["error"]["message"]
+    assert "invalid CSS selector" in cli("source", "add", "gallery", feed, "--set", "image_selector=img[",
+                                         code=2)["error"]["message"]
+    cli("source", "add", "rss", feed, "--name", "one")
+    assert cli("source", "add", "rss", feed, "--name", "one", code=1)["error"]["code"] == "source-exists"
+    assert cli("source", "show", "nope", code=4)["error"]["code"] == "source-not-found"
+    assert cli("source", "remove", "nope", "--yes", code=4)["error"]["code"] == "source-not-found"
+    assert cli("source", "remove", "one", code=2)["error"]["code"] == "confirmation-needed"
+
+
+def test_source_test_is_a_dry_poll(cli, site):
+    feed = serve_feed(site, {"a.jpg": jpeg(1), "b.jpg": jpeg(2)})
+    cli("source", "add", "rss", feed, "--name", "feed")
+    dry = cli("source", "test", "feed")
+    assert dry["listed"] == 2 and dry["new"] == 2 and len(dry["items"]) == 2
+    assert not any(p.startswith("/img/") for p in site.hits)  # no picture fetched
+    assert cli("source", "show", "feed")["source"]["candidates"] == {}  # nothing recorded
+    assert cli("source", "list")["sources"][0]["last_poll_at"] is None
+
+    site.add("/feed.xml", Route(b"gone", "text/plain", status=500))
+    failed = cli("source", "test", "feed", code=3)["error"]
+    assert failed["code"] == "http-status" and "HTTP 500" in failed["message"]
+    site.add("/feed.xml", Route(b"<html><body>not a feed</body></html>", "text/html"))
+    assert cli("source", "test", "feed", code=1)["ok"] is False
+
+
+def test_monitor_once_polls_what_is_due_and_reports(cli, site, engine):
+    from tests.test_pipeline import register_case
+
+    case = register_case(engine)
+    cli("source", "add", "auto", serve_feed(site, {"copy.jpg": jpeg(1, P.recompressed, 60), "x.jpg": jpeg(9)}),
+        "--name", "feed")
+    cli("source", "add", "rss", site.add("/down.xml", Route(b"", "text/plain", status=502)), "--name", "down")
+    first = cli("monitor", "once", code=1)  # one source failed
+    by_name = {r["source"]: r for r in first["sources"]}
+    assert by_name["feed"]["ok"] and by_name["feed"]["new_matches"] == 1 and by_name["feed"]["hashed"] == 2
+    assert by_name["feed"]["matches_found"][0]["case"] == case
+    assert not by_name["down"]["ok"] and first["failed"] == 1
+    assert first["alerts"]["pending"] == 1 and first["alerts"]["channels"] == []
+
+    assert cli("monitor", "once")["polled"] == 0  # nothing due: one polled fine, the other backs off
+    again = cli("monitor", "once", "--all", code=1)
+    assert again["polled"] == 2 and again["new"] == 0
+    only = cli("monitor", "once", "--source", "feed")
+    assert only["polled"] == 1
+    health = {s["name"]: s for s in cli("source", "list")["sources"]}
+    assert health["down"]["state"] == "failing" and health["down"]["consecutive_failures"] == 2
+    assert health["feed"]["state"] == "ok" and health["feed"]["candidates"] == {"done": 2}
+    assert cli("monitor", "send-alerts")["pending"] == 1
