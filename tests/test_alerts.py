@@ -92,7 +92,10 @@ class SmtpServer:
             ok = isinstance(auth_data, LoginPassword) and auth_data == (b"alert", b"s3cret")
             return AuthResult(success=ok)
 
+        # server_hostname: without it aiosmtpd calls socket.getfqdn(), a name lookup of this
+        # machine that the loopback-only guard (rightly) refuses.
         self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=port, tls_context=server_tls,
+                                     server_hostname="localhost",
                                      require_starttls=True, authenticator=authenticator, auth_required=True,
                                      ready_timeout=5.0)
         self.controller.start()
