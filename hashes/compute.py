@@ -98,16 +98,25 @@ def _pdq_hashes(rgb: np.ndarray, mode: RegionMode) -> list[HashValue]:
     if mode == "query":
         # The dihedral variants come from the one DCT of the whole picture: a mirrored or rotated
         # repost then matches the registered original without any extra registered hashes.
-        found = [HashValue("pdq", h, q, FULL if name == "original" else f"dihedral:{name}")
+        found = [HashValue("pdq", h, q, FULL if name == "original" else f"dihedral:{name.lower()}")
                  for name, h, q in pdq.pdq_dihedral_from_rgb(rgb)]
     else:
         h, q = pdq.pdq_from_rgb(rgb)
         found = [HashValue("pdq", h, q, FULL)]
-    if mode != "none":
-        pick = regions.registration_regions if mode == "register" else regions.query_regions
-        for label, part in pick(rgb):
-            h, q = pdq.pdq_from_rgb(part)
-            found.append(HashValue("pdq", h, q, label))
+    if mode == "none":
+        return found
+    if mode == "register":
+        boxes = regions.registration_boxes(*rgb.shape[:2])
+        extra = [(label, regions.rotated_window(rgb, d)) for label, d in regions.rotated_labels(rgb)]
+    else:
+        boxes = regions.query_boxes(rgb)
+        extra = []
+    # All windows of one picture are filtered in one kernel call, sharing one luma conversion.
+    for (label, _box), (h, q) in zip(boxes, pdq.pdq_regions_from_rgb(rgb, [b for _, b in boxes])):
+        found.append(HashValue("pdq", h, q, label))
+    for label, part in extra:
+        h, q = pdq.pdq_from_rgb(part)
+        found.append(HashValue("pdq", h, q, label))
     return found
 
 

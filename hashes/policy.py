@@ -150,7 +150,6 @@ class MatchDecision:
 
 Hit = tuple[HashValue, HashValue, int]  # (query hash, registered hash, Hamming distance)
 
-_FULLISH = frozenset({KIND_FULL, KIND_DIHEDRAL})
 _ALL_QUERY = frozenset({KIND_FULL, KIND_DIHEDRAL, KIND_FOUND})
 
 

@@ -109,10 +109,16 @@ def registration_regions(rgb: np.ndarray) -> list[tuple[str, np.ndarray]]:
     rgb = np.asarray(rgb)
     h, w = rgb.shape[:2]
     out = [(label, rgb[t:b, l:r]) for label, (t, l, b, r) in registration_boxes(h, w)]
-    if min(h, w) >= 2 * MIN_REGION_SIDE:
-        for degrees in ROTATIONS:
-            out.append((f"rot:{degrees:+d}".replace("+", "p").replace("-", "m"), rotated_window(rgb, degrees)))
+    out.extend((label, rotated_window(rgb, degrees)) for label, degrees in rotated_labels(rgb))
     return out
+
+
+def rotated_labels(rgb: np.ndarray) -> list[tuple[str, int]]:
+    """(label, degrees) of the turned copies an original of this size gets (none when too small)."""
+    h, w = np.asarray(rgb).shape[:2]
+    if min(h, w) < 2 * MIN_REGION_SIDE:
+        return []
+    return [(f"rot:{degrees:+d}".replace("+", "p").replace("-", "m"), degrees) for degrees in ROTATIONS]
 
 
 def rotated_window(rgb: np.ndarray, degrees: float) -> np.ndarray:

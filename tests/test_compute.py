@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import imagehash
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -47,11 +48,17 @@ def test_query_mode_adds_the_dihedral_variants_and_register_mode_adds_regions():
     data = jpeg_bytes(picture(4))
     query = hash_bytes(data, options=HashOptions(regions="query"))
     regions = {h.region for h in query.of("pdq", region=None)}
-    assert {"full", "dihedral:rotate90", "dihedral:flipX", "dihedral:flipY"} <= regions
+    assert {"full", "dihedral:rotate90", "dihedral:flipx", "dihedral:flipy"} <= regions
     register = hash_bytes(data, options=HashOptions(regions="register"))
     crop_regions = [h.region for h in register.of("pdq", region=None) if h.region != "full"]
     assert crop_regions and not any(r.startswith("dihedral") for r in crop_regions)
     assert len(register.of("pdq", region=None)) <= 64
+    # the batched kernel path gives what hashing each window on its own gives
+    from hashes import pdq, regions
+    from hashes.decode import decode_image
+    rgb = decode_image(data).rgb
+    one_by_one = {label: pdq.pdq_from_rgb(np.ascontiguousarray(part))[0] for label, part in regions.registration_regions(rgb)}
+    assert {h.region: h.value for h in register.of("pdq", region=None) if h.region != "full"} == one_by_one
 
 
 def test_same_picture_same_hashes_whatever_the_side():

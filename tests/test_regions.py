@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy.ndimage import gaussian_filter
 
@@ -245,3 +247,29 @@ def test_query_regions_are_fast():
             regions.query_boxes(rgb)
         per_call = (time.perf_counter() - start) / 5
         assert per_call < 0.05, f"{per_call * 1000:.1f} ms for {rgb.shape}"  # a few ms normally; slack for load
+
+
+# ---------------------------------------------------------------- never crashes
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 700), w=st.integers(1, 700), kind=st.sampled_from(["noise", "flat", "bands", "texture"]),
+       seed=st.integers(0, 2**16))
+def test_query_boxes_never_fail(h, w, kind, seed):
+    """Whatever the monitor decodes, region finding returns valid boxes and never raises."""
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    elif kind == "flat":
+        rgb = np.full((h, w, 3), rng.integers(0, 256, 3), np.uint8)
+    elif kind == "bands":
+        rgb = np.repeat(rng.integers(0, 256, (h, 1, 3), dtype=np.uint8), w, axis=1)
+    else:
+        rgb = texture(max(h, 2), max(w, 2), seed)[:h, :w]
+    boxes = regions.query_boxes(rgb)
+    assert len(boxes) <= regions.MAX_QUERY_REGIONS
+    for label, (t, l, b, r) in boxes:
+        assert regions.LABEL_RE.match(label)
+        assert 0 <= t < b <= h and 0 <= l < r <= w
+    for label, part in regions.registration_regions(rgb):
+        assert part.size and regions.LABEL_RE.match(label)
