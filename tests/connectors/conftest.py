@@ -10,7 +10,6 @@ Host names used by tests resolve only through ``FAKE_DNS`` (the resolver hook).
 from __future__ import annotations
 
 import io
-import ipaddress
 import socket
 import threading
 import time
@@ -19,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterable
 
 import pytest
+
+from tests.conftest import _is_loopback
 
 from connectors.clock import FakeClock
 from connectors.http import HttpClient, HttpSettings
@@ -35,23 +36,8 @@ class NetworkViolation(BaseException):
 VIOLATIONS: list[str] = []
 
 
-def _loopback_address(address: object) -> bool:
-    if isinstance(address, (str, bytes)):
-        return True  # AF_UNIX path
-    if not isinstance(address, tuple) or not address:
-        return False
-    host = address[0]
-    if isinstance(host, bytes):
-        host = host.decode()
-    if host == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(str(host).split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+# One definition of "loopback" for every guard in the suite.
+_loopback_address = _is_loopback
 
 
 def _violation(what: str) -> None:
