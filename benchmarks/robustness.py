@@ -248,7 +248,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="25 photos, a subset of transforms (about a minute)")
     ap.add_argument("--photos", type=int, default=None, help="use this many photos (evenly spaced)")
     ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: 1 with --quick, else 2)")
-    ap.add_argument("--chart", default=str(ROOT / "docs" / "robustness.png"), help="PNG chart path ('' = none)")
+    ap.add_argument("--chart", default=None,
+                    help="PNG chart path ('' = none; default docs/robustness.png for a full run, none with --quick, "
+                         "so a quick run never replaces the documented chart)")
     ap.add_argument("--sample", type=int, default=300, help="decisions checked against MatchPolicy.evaluate")
     ap.add_argument("--ablation", action="store_true", help="also: recall without each family of regions")
     ap.add_argument("--no-cache", action="store_true", help="hash everything again even if cached")
@@ -533,6 +535,8 @@ def main() -> None:
         for fam, v in ablation.items():
             print(f"  {fam:20s} " + " ".join(f"{g}:{d:+.1%}" for g, d in v.items()))
 
+    if args.chart is None and not args.quick:
+        args.chart = str(ROOT / "docs" / "robustness.png")
     if args.chart:
         chart(args.chart, specs, recall, contenders, fp)
         print(f"chart: {args.chart}")
