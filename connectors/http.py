@@ -408,26 +408,25 @@ def _watch(sock: socket.socket | None) -> None:
         watchdog.register(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Registers each connection's socket with the response deadline's watchdog (HTTP and HTTPS)."""
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = super()._new_conn()  # type: ignore[misc]
         _watch(sock)
         return sock
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        _watch(self.sock)
-        super().request(*args, **kwargs)
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)  # type: ignore[attr-defined]
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _watch(sock)
-        return sock
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        _watch(self.sock)
-        super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _HTTPPool(HTTPConnectionPool):
