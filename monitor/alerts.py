@@ -47,7 +47,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from monitor import db
-from monitor.models import Alert, AlertStatus, Case, CaseStatus, Media, Source, utcnow
+from monitor.models import Alert, AlertStatus, Case, CaseStatus, Source, utcnow
 from monitor.settings import Settings, SmtpSettings, WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,7 @@ CLAIM_SECONDS = 300
 
 # --- writing the outbox ----------------------------------------------------------------------------
 
-def enqueue(session: Session, recorded: Any, *, media: Media, page_url: str | None,
-            source: Source | None) -> Alert:
+def enqueue(session: Session, recorded: Any, *, page_url: str | None, source: Source | None) -> Alert:
     """Add the alert for a newly recorded match (monitor.scan.RecordedMatch) to the transaction."""
     found = recorded.found
     ev = found.evidence

@@ -6,7 +6,7 @@ For each page a connector yields::
                -> fetch + SHA-256 + exact dedup + perceptual hashes   (monitor.fetcher.Workers:
                   bounded work in flight, the same bytes never hashed twice; the next page is
                   fetched and hashed while this one is recorded)
-               -> ONE transaction: Matcher.match_many, record_media / record_matches, an outbox
+               -> ONE transaction: Matcher.match_many, record_media_batch / record_matches, an outbox
                   alert per NEW match, a source_candidates row per candidate (done / retry /
                   failed / skipped) and the connector's cursor for the page
 
@@ -40,7 +40,7 @@ from concurrent.futures import Future, wait, FIRST_COMPLETED
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -50,10 +50,8 @@ from connectors.http import HttpClient, HttpSettings
 from monitor import alerts, db, sources
 from monitor.fetcher import ItemResult, KnownMedia, Workers, image_from_stored
 from monitor.matching import Matcher
-from hashes.hashfile import hash_json
-from hashes.types import ImageHashes
-from monitor.models import CandidateStatus, Media, MediaSighting, MediaStatus, Source, SourceCandidate, utcnow
-from monitor.scan import record_failure, record_matches
+from monitor.models import CandidateStatus, Media, MediaStatus, Source, SourceCandidate, utcnow
+from monitor.scan import record_failure, record_matches, record_media_batch
 from monitor.settings import MonitorSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -118,72 +116,6 @@ def stored_candidate(c: Candidate) -> dict[str, Any]:
 
 _LOOKUP = (select(Media.id, Media.status, Media.error, Media.md5, Media.hashes, Media.width, Media.height, Media.format)
            .where(Media.sha256 == bindparam("sha")))
-
-
-def record_media_batch(session: Session, items: Sequence[tuple[ImageHashes, str, str | None]], *, source: str,
-                       now: dt.datetime) -> dict[str, int]:
-    """monitor.scan.record_media for a page of pictures at once: {sha256: media id}.
-
-    The same rows and the same idempotence (a media row per distinct bytes, a sighting per URL of
-    it, "last seen" moved on for the known ones), in a handful of statements instead of several
-    per picture: INSERT ... ON CONFLICT DO NOTHING, so bytes recorded concurrently by another
-    process are simply found.
-    """
-    if not items:
-        return {}
-    first: dict[str, tuple[ImageHashes, str, str | None]] = {}
-    for image, url, page_url in items:
-        first.setdefault(image.sha256, (image, url, page_url))
-    shas = list(first)
-    ids = _media_ids(session, shas)
-    missing = [first[h] for h in shas if h not in ids]
-    known = list(ids.values())
-    if missing:
-        session.execute(_insert_ignore(session, Media.__table__, ["sha256"]), [
-            {"sha256": im.sha256, "md5": im.md5, "url": url, "page_url": page_url, "source": source,
-             "width": im.width, "height": im.height, "format": im.format,
-             "hashes": [hash_json(h) for h in im.hashes if h.algorithm not in ("md5", "sha256")],
-             "status": MediaStatus.HASHED.value, "error": None, "first_seen_at": now, "last_seen_at": now}
-            for im, url, page_url in missing])
-        ids = _media_ids(session, shas)
-    if known:
-        session.execute(update(Media).where(Media.id.in_(known)).values(last_seen_at=now)
-                        .execution_options(synchronize_session=False))
-    sightings: dict[tuple[int, str], tuple[str, str | None]] = {}
-    for image, url, page_url in items:
-        digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
-        sightings.setdefault((ids[image.sha256], digest), (url, page_url))
-    ms = MediaSighting
-    existing = set()
-    media_list = sorted({m for m, _ in sightings})
-    for i in range(0, len(media_list), _CHUNK):
-        existing.update(tuple(r) for r in session.execute(select(ms.media_id, ms.url_sha256).where(
-            ms.media_id.in_(media_list[i:i + _CHUNK]))))
-    new = [k for k in sightings if k not in existing]
-    if new:
-        session.execute(_insert_ignore(session, ms.__table__, ["url_sha256", "media_id"]), [
-            {"media_id": m, "url": sightings[(m, d)][0], "url_sha256": d, "page_url": sightings[(m, d)][1],
-             "source": source, "first_seen_at": now, "last_seen_at": now, "gone_at": None} for m, d in new])
-    seen_again = [k for k in sightings if k in existing]
-    for m, d in seen_again:
-        session.execute(update(ms).where(ms.media_id == m, ms.url_sha256 == d)
-                        .values(last_seen_at=now, gone_at=None).execution_options(synchronize_session=False))
-    return ids
-
-
-def _media_ids(session: Session, shas: Sequence[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for i in range(0, len(shas), _CHUNK):
-        out.update(session.execute(select(Media.sha256, Media.id).where(Media.sha256.in_(shas[i:i + _CHUNK]))).all())
-    return out
-
-
-def _insert_ignore(session: Session, table, conflict: list[str]):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing(index_elements=conflict)
 
 
 @dataclass
@@ -435,8 +367,7 @@ class Pipeline:
                 report.reused += 1
             if not matches:
                 continue
-            media = s.get(Media, media_id)
-            for rec in record_matches(s, media, matches, actor=self.actor):
+            for rec in record_matches(s, media_id, matches, actor=self.actor):
                 report.matches += 1
                 ev = rec.found.evidence
                 report.match_list.append({
@@ -446,7 +377,7 @@ class Pipeline:
                     "registered_region": ev.registered_region, "new": rec.new})
                 if rec.new:
                     report.new_matches += 1
-                    alerts.enqueue(s, rec, media=media, page_url=c.page_url, source=source)
+                    alerts.enqueue(s, rec, page_url=c.page_url, source=source)
                     report.alerts += 1
         for row, r in rows:
             if r.image is not None:

@@ -7,12 +7,13 @@ connectors' pipeline (issue 5) records through these same functions.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,6 +28,10 @@ from monitor.matching import FoundMatch
 from monitor.models import Match, Media, MediaSighting, MediaStatus, utcnow
 
 
+#: Rows looked up per IN (...) query: well under every database's parameter limit.
+_CHUNK = 500
+
+
 @dataclass(frozen=True)
 class RecordedMatch:
     """A match as stored, and whether this call created it."""
@@ -36,73 +41,96 @@ class RecordedMatch:
     new: bool
 
 
-def record_media(session: Session, image: ImageHashes, *, url: str | None, page_url: str | None = None,
-                 source: str | None = None) -> Media:
-    """The media row for these bytes (created on first sight) with this sighting recorded."""
-    now = utcnow()
-    media = session.scalar(select(Media).where(Media.sha256 == image.sha256))
-    if media is None:
-        try:
-            with session.begin_nested():  # another worker may insert the same bytes concurrently
-                media = Media(sha256=image.sha256, md5=image.md5, url=url, page_url=page_url, source=source,
-                              width=image.width, height=image.height, format=image.format,
-                              hashes=[hash_json(h) for h in image.hashes
-                                      if h.algorithm not in ("md5", "sha256")],
-                              status=MediaStatus.HASHED.value, first_seen_at=now, last_seen_at=now)
-                session.add(media)
-                session.flush()
-        except IntegrityError:
-            media = session.scalar(select(Media).where(Media.sha256 == image.sha256))
-            assert media is not None
+def record_media_batch(session: Session, items: Sequence[tuple[ImageHashes, str, str | None]], *, source: str,
+                       now: dt.datetime) -> dict[str, int]:
+    """Record a batch of hashed pictures and where each was seen; returns {sha256: media id}.
+
+    Idempotent: a media row per distinct bytes, a sighting per URL of it, "last seen" moved on for
+    the known ones, in a handful of statements for the whole batch: INSERT ... ON CONFLICT DO NOTHING, so bytes recorded concurrently by another
+    process are simply found.
+    """
+    if not items:
+        return {}
+    first: dict[str, tuple[ImageHashes, str, str | None]] = {}
+    for image, url, page_url in items:
+        first.setdefault(image.sha256, (image, url, page_url))
+    shas = list(first)
+    ids = _media_ids(session, shas)
+    missing = [first[h] for h in shas if h not in ids]
+    known = list(ids.values())
+    if missing:
+        session.execute(_insert_ignore(session, Media.__table__, ["sha256"]), [
+            {"sha256": im.sha256, "md5": im.md5, "url": url, "page_url": page_url, "source": source,
+             "width": im.width, "height": im.height, "format": im.format,
+             "hashes": [hash_json(h) for h in im.hashes if h.algorithm not in ("md5", "sha256")],
+             "status": MediaStatus.HASHED.value, "error": None, "first_seen_at": now, "last_seen_at": now}
+            for im, url, page_url in missing])
+        ids = _media_ids(session, shas)
+    if known:
+        session.execute(update(Media).where(Media.id.in_(known)).values(last_seen_at=now)
+                        .execution_options(synchronize_session=False))
+    sightings: dict[tuple[int, str], tuple[str, str | None]] = {}
+    for image, url, page_url in items:
+        digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+        sightings.setdefault((ids[image.sha256], digest), (url, page_url))
+    ms = MediaSighting
+    existing = set()
+    media_list = sorted({m for m, _ in sightings})
+    for i in range(0, len(media_list), _CHUNK):
+        existing.update(tuple(r) for r in session.execute(select(ms.media_id, ms.url_sha256).where(
+            ms.media_id.in_(media_list[i:i + _CHUNK]))))
+    new = [k for k in sightings if k not in existing]
+    if new:
+        session.execute(_insert_ignore(session, ms.__table__, ["url_sha256", "media_id"]), [
+            {"media_id": m, "url": sightings[(m, d)][0], "url_sha256": d, "page_url": sightings[(m, d)][1],
+             "source": source, "first_seen_at": now, "last_seen_at": now, "gone_at": None} for m, d in new])
+    seen_again = [k for k in sightings if k in existing]
+    for m, d in seen_again:
+        session.execute(update(ms).where(ms.media_id == m, ms.url_sha256 == d)
+                        .values(last_seen_at=now, gone_at=None).execution_options(synchronize_session=False))
+    return ids
+
+
+def _media_ids(session: Session, shas: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in range(0, len(shas), _CHUNK):
+        out.update(session.execute(select(Media.sha256, Media.id).where(Media.sha256.in_(shas[i:i + _CHUNK]))).all())
+    return out
+
+
+def _insert_ignore(session: Session, table, conflict: list[str]):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
     else:
-        media.last_seen_at = now
-    if url:
-        _record_sighting(session, media, url, page_url, source, now)
-    return media
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing(index_elements=conflict)
 
 
-def _record_sighting(session: Session, media: Media, url: str, page_url: str | None, source: str | None, now) -> None:
-    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
-    sighting = session.scalar(select(MediaSighting).where(MediaSighting.media_id == media.id,
-                                                          MediaSighting.url_sha256 == digest))
-    if sighting is None:
-        try:
-            with session.begin_nested():
-                session.add(MediaSighting(media_id=media.id, url=url, url_sha256=digest, page_url=page_url,
-                                          source=source, first_seen_at=now, last_seen_at=now))
-                session.flush()
-        except IntegrityError:
-            pass
-    else:
-        sighting.last_seen_at = now
-        sighting.gone_at = None
-
-
-def record_matches(session: Session, media: Media, found: list[FoundMatch], *, actor: str) -> list[RecordedMatch]:
+def record_matches(session: Session, media_id: int, found: list[FoundMatch], *, actor: str) -> list[RecordedMatch]:
     """Store each found match once (unique per media, registered hash and region); audit new ones."""
     out = []
     for f in found:
         existing = session.scalar(select(Match).where(
-            Match.media_id == media.id, Match.registered_hash_id == f.registered_hash_id,
+            Match.media_id == media_id, Match.registered_hash_id == f.registered_hash_id,
             Match.query_region == f.evidence.query_region))
         if existing is not None:
             out.append(RecordedMatch(existing.id, f, False))
             continue
         try:
             with session.begin_nested():
-                row = Match(media_id=media.id, registered_hash_id=f.registered_hash_id, case_id=f.case_id,
+                row = Match(media_id=media_id, registered_hash_id=f.registered_hash_id, case_id=f.case_id,
                             algorithm=f.evidence.algorithm, distance=f.evidence.distance,
                             query_region=f.evidence.query_region)
                 session.add(row)
                 session.flush()
         except IntegrityError:  # recorded concurrently by another worker
             existing = session.scalar(select(Match).where(
-                Match.media_id == media.id, Match.registered_hash_id == f.registered_hash_id,
+                Match.media_id == media_id, Match.registered_hash_id == f.registered_hash_id,
                 Match.query_region == f.evidence.query_region))
             out.append(RecordedMatch(existing.id, f, False))
             continue
         audit.append(session, "match.recorded", actor, f.case_id,
-                     {"match_id": row.id, "media_id": media.id, "algorithm": f.evidence.algorithm,
+                     {"match_id": row.id, "media_id": media_id, "algorithm": f.evidence.algorithm,
                       "distance": f.evidence.distance, "rule": f.evidence.rule})
         out.append(RecordedMatch(row.id, f, True))
     return out
@@ -156,15 +184,18 @@ def scan_files(engine: Engine, matcher: "Matcher", files: Iterable[Path], *, act
             return
         with db.transaction(engine) as s:
             found = matcher.match_many(s, [im for _, im in pending])
+            urls = [path.resolve().as_uri() for path, _ in pending]
+            ids = record_media_batch(s, [(image, url, None) for (_, image), url in zip(pending, urls)],
+                                     source=source, now=utcnow())
             for (path, image), matches in zip(pending, found):
-                media = record_media(s, image, url=path.resolve().as_uri(), source=source)
-                for rec in record_matches(s, media, matches, actor=actor):
+                media_id = ids[image.sha256]
+                for rec in record_matches(s, media_id, matches, actor=actor):
                     ev = rec.found.evidence
                     report.matches.append({
                         "file": str(path), "case": rec.found.case_reference, "algorithm": ev.algorithm,
                         "distance": ev.distance, "max_distance": ev.max_distance, "rule": ev.rule,
                         "query_region": ev.query_region, "registered_region": ev.registered_region,
-                        "match_id": rec.match_id, "media_id": media.id, "new": rec.new})
+                        "match_id": rec.match_id, "media_id": media_id, "new": rec.new})
         report.scanned += len(pending)
         pending.clear()
 

@@ -209,8 +209,8 @@ def make_alerts(engine, n: int = 1) -> tuple[str, list[int]]:
             s.flush()
             ev = Evidence(rule="pdq-whole", algorithm="pdq", query_region="full", registered_region="full",
                           distance=12, max_distance=31, query_quality=90, registered_quality=90)
-            rec = record_matches(s, media, [FoundMatch(rh.case_id, new.reference, rh.id, ev, "test")], actor="test")[0]
-            ids.append(alerts.enqueue(s, rec, media=media, page_url=f"https://board.example/thread/{i}",
+            rec = record_matches(s, media.id, [FoundMatch(rh.case_id, new.reference, rh.id, ev, "test")], actor="test")[0]
+            ids.append(alerts.enqueue(s, rec, page_url=f"https://board.example/thread/{i}",
                                       source=source).match_id)
     return new.reference, ids
 
