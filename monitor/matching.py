@@ -143,23 +143,28 @@ class Matcher:
                 results = index.search_batch([q.value for q in queries], radius=radius)
                 for owner, q, found in zip(owners, queries, results):
                     hits[owner].extend((q, rid, d) for rid, d in found)
-        for i, im in enumerate(images):
-            hits[i].extend(self._exact_hits(session, im))
+        self._add_exact_hits(session, images, hits)
         rows = self._registered_rows(session, {rid for per in hits for _, rid, _ in per})
         return [self._decide(per, rows) for per in hits]
 
-    def _exact_hits(self, session: Session, image: ImageHashes) -> list[tuple[HashValue, int, int]]:
-        out = []
+    def _add_exact_hits(self, session: Session, images: Sequence[ImageHashes],
+                        hits: list[list[tuple[HashValue, int, int]]]) -> None:
+        """Registered files with the same bytes (SHA-256/MD5): one query per algorithm per batch."""
         for alg in ("sha256", "md5"):
             if alg not in self.policy.algorithms:
                 continue
-            q = image.first(alg)
-            if q is None:
-                continue
-            ids = session.scalars(select(RegisteredHash.id).where(
-                RegisteredHash.algorithm == alg, RegisteredHash.value == q.value)).all()
-            out.extend((q, rid, 0) for rid in ids)
-        return out
+            wanted: dict[str, list[tuple[int, HashValue]]] = defaultdict(list)
+            for i, im in enumerate(images):
+                q = im.first(alg)
+                if q is not None:
+                    wanted[q.value].append((i, q))
+            values = sorted(wanted)
+            for start in range(0, len(values), 500):
+                rows = session.execute(select(RegisteredHash.id, RegisteredHash.value).where(
+                    RegisteredHash.algorithm == alg, RegisteredHash.value.in_(values[start:start + 500])))
+                for rid, value in rows:
+                    for i, q in wanted[value]:
+                        hits[i].append((q, rid, 0))
 
     def _registered_rows(self, session: Session, ids: set[int]) -> dict[int, _RegisteredRow]:
         if not ids:

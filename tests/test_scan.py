@@ -148,3 +148,24 @@ def test_scan_command_json_and_exit_codes(env, monkeypatch, case, found):
     result = runner.invoke(app, ["scan", str(found), "--jobs", "1"])
     assert result.exit_code == 0, result.output
     assert "3 match(es), 0 new" in result.stdout
+
+
+def test_the_very_same_file_is_found_by_its_exact_hash(engine, tmp_path):
+    import hashlib
+
+    data = P.jpeg_bytes(P.picture(3), 92)
+    # only the exact hashes are registered, so nothing but the exact path can find it
+    header = json.dumps(make_header(["md5", "sha256"], "none", "test"))
+    record = json.dumps({"image": 1, "md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest(),
+                         "hashes": []})
+    with db.transaction(engine) as s:
+        new = registry.create_case(s, actor="test")
+        registry.register_hash_file(s, new.reference, read_hash_file(header + "\n" + record + "\n"), actor="test")
+    folder = tmp_path / "exact"
+    folder.mkdir()
+    (folder / "same.jpg").write_bytes(data)
+    (folder / "same-again.jpg").write_bytes(data)
+    (folder / "recompressed.jpg").write_bytes(P.jpeg_bytes(P.picture(3), 60))
+    report = _scan(engine, folder)
+    assert sorted(Path(m["file"]).name for m in report.matches) == ["same-again.jpg", "same.jpg"]
+    assert {m["rule"] for m in report.matches} == {"identical-file"} and {m["case"] for m in report.matches} == {new.reference}
