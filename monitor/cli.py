@@ -21,7 +21,8 @@ app = typer.Typer(
 )
 
 #: Modules under monitor/commands/ that add commands; each has `register(app)`.
-COMMAND_MODULES = ("hashing", "registry", "scan", "demo", "sources", "monitor")
+COMMAND_MODULES = ("hashing", "registry", "scan", "demo", "sources", "monitor",
+                   "watch", "accounts", "audit", "serve", "takedowns", "reports")
 
 
 def _load_commands() -> None:

@@ -385,3 +385,12 @@ apscheduler_jobs = Table(
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
+
+
+# --- issue 6: platform connectors (watch terms, credentials); migration 0003 --------------------
+
+
+# --- issue 7: the web app (accounts, sessions, API tokens, assignment, notes); migration 0004 ----
+
+
+# --- issue 8: takedown notices; migration 0005 ---------------------------------------------------
