@@ -394,3 +394,111 @@ apscheduler_jobs = Table(
 
 
 # --- issue 8: takedown notices; migration 0005 ---------------------------------------------------
+
+class NoticeState(StrEnum):
+    DRAFT = "draft"                    # written, editable; nothing is sent before a person approves it
+    APPROVED = "approved"              # a person approved the final text; waiting to be sent or submitted
+    SENT = "sent"                      # delivered by email, or submitted by hand through a web form
+    ACKNOWLEDGED = "acknowledged"      # the recipient confirmed receipt (e.g. DSA Art. 16(4))
+    REMOVED = "removed"                # every reported URL is gone
+    PARTLY_REMOVED = "partly_removed"  # some reported URLs are gone, others are still served
+    REFUSED = "refused"                # the recipient declined to remove
+    EXPIRED = "expired"                # the deadline passed with content still online (escalation drafted)
+
+
+class NoticeKind(StrEnum):
+    NOTICE = "notice"          # the first request to the platform
+    REMINDER = "reminder"      # escalation step 1: the same recipient, after the deadline
+    HOST_ABUSE = "host_abuse"  # escalation step 2: the hosting network's or registrar's abuse contact
+    REGULATOR = "regulator"    # escalation step 3: the regulator named by the jurisdiction profile
+    REUPLOAD = "reupload"      # a follow-up for content re-uploaded after an earlier removal
+
+
+class NoticeConsent(Base):
+    """Whether the victim agreed to their own name and contact in notices (else the organisation
+    acts as authorised agent); the name and contact for notices are encrypted."""
+
+    __tablename__ = "takedown_consents"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), primary_key=True,
+                                         autoincrement=False)
+    name_in_notices: Mapped[bool] = mapped_column(Boolean, default=False)
+    consented_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    victim_name: Mapped[str | None] = mapped_column("victim_name_enc", EncryptedText("takedown_consents.victim_name"),
+                                                    deferred=True)
+    victim_contact: Mapped[str | None] = mapped_column(
+        "victim_contact_enc", EncryptedText("takedown_consents.victim_contact"), deferred=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class TakedownNotice(Base):
+    """One removal request (or escalation step) to one recipient about one platform's copies."""
+
+    __tablename__ = "takedown_notices"
+    __table_args__ = (
+        CheckConstraint(_in("state", NoticeState), name="state"),
+        CheckConstraint(_in("kind", NoticeKind), name="kind"),
+        CheckConstraint("delivery IN ('email', 'web_form')", name="delivery"),
+        Index(None, "state", "deadline_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), index=True)
+    #: The notice this one escalates or follows up (reminder, abuse contact, regulator, re-upload).
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("takedown_notices.id", ondelete="SET NULL"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default=NoticeKind.NOTICE.value)
+    step: Mapped[int] = mapped_column(SmallInteger, default=0)  # 0 the notice, 1.. escalation steps
+    notice_type: Mapped[str] = mapped_column(String(32))  # take_it_down, dmca, dsa_art16, ...
+    profile: Mapped[str] = mapped_column(String(8))  # jurisdiction profile: US, EU, UK, AU, CA, INTL
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    platform: Mapped[str] = mapped_column(String(64))  # registry name, or "host:<name>" for unknown hosts
+    host: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default=NoticeState.DRAFT.value)
+    delivery: Mapped[str] = mapped_column(String(16), default="email")
+    #: {"name", "email", "form_url", "found_by", "detail"}: the platform's or network's, never the victim's.
+    recipient: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    subject: Mapped[str] = mapped_column(String(300))
+    #: The text as sent (it may name the victim when they consented): encrypted at rest.
+    body: Mapped[str] = mapped_column("body_enc", EncryptedText("takedown_notices.body"), deferred=True)
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    uses_victim_identity: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The last element check: {"ok": bool, "missing": [element ids], "checked": [element ids]}.
+    elements: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    deadline_hours: Mapped[int] = mapped_column(Integer)
+    #: Fixed when the notice is approved, before any send: the email's Message-ID.
+    message_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    #: Set (and committed) just before the SMTP transaction: a notice with it set and no sent_at
+    #: is never sent again automatically (delivery uncertain: a person checks).
+    send_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # refused or expired
+    ticket: Mapped[str | None] = mapped_column(String(128))  # the platform's reference
+    last_error: Mapped[str | None] = mapped_column(String(300))  # delivery problem, never content
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class TakedownNoticeUrl(Base):
+    """One reported copy (image URL) of a notice, re-checked until it is gone."""
+
+    __tablename__ = "takedown_notice_urls"
+    __table_args__ = (UniqueConstraint("notice_id", "url_sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("takedown_notices.id", ondelete="CASCADE"))
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"), index=True)
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    url_sha256: Mapped[str] = mapped_column(String(64))
+    page_url: Mapped[str | None] = mapped_column(Text)
+    last_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_result: Mapped[str | None] = mapped_column(String(32))  # present, gone-404, changed, error:...
+    gone_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    gone_reason: Mapped[str | None] = mapped_column(String(32))
