@@ -165,6 +165,28 @@ class Channel(Protocol):
         """Deliver or raise DeliveryError."""
 
 
+def smtp_connect(s: SmtpSettings, context: ssl.SSLContext | None = None) -> smtplib.SMTP:
+    """A connected SMTP client (TLS or STARTTLS and login as configured); raises smtplib/OS errors.
+    Also used by the takedown notices (monitor/takedowns/delivery.py)."""
+    domain = s.sender.rpartition("@")[2] or "localhost"
+    # The EHLO name is given: otherwise smtplib looks up this machine's own name in DNS.
+    helo = domain if domain != "localhost" else "localhost.localdomain"
+    context = context or ssl.create_default_context()
+    if s.security == "tls":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, local_hostname=helo, timeout=s.timeout, context=context)
+    else:
+        client = smtplib.SMTP(s.host, s.port, local_hostname=helo, timeout=s.timeout)
+    try:
+        if s.security == "starttls":
+            client.starttls(context=context)
+        if s.username:
+            client.login(s.username, s.password or "")
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
 class EmailChannel:
     """Plain-text email over SMTP (STARTTLS, implicit TLS or none; optional login)."""
 
@@ -190,19 +212,8 @@ class EmailChannel:
         mail["Message-ID"] = f"<{msg.get('idempotency_key')}@{domain}>"
         mail["X-NCII-Alert-Id"] = str(msg.get("alert_id"))
         mail.set_content(body)
-        # The EHLO name is given: otherwise smtplib looks up this machine's own name in DNS.
-        helo = domain if domain != "localhost" else "localhost.localdomain"
         try:
-            if s.security == "tls":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, local_hostname=helo, timeout=s.timeout,
-                                                        context=self._context())
-            else:
-                client = smtplib.SMTP(s.host, s.port, local_hostname=helo, timeout=s.timeout)
-            with client:
-                if s.security == "starttls":
-                    client.starttls(context=self._context())
-                if s.username:
-                    client.login(s.username, s.password or "")
+            with smtp_connect(s, self._context()) as client:
                 client.send_message(mail)
         except smtplib.SMTPRecipientsRefused:
             raise DeliveryError("email: the server refused the recipients") from None
