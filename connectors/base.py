@@ -150,6 +150,24 @@ class Media:
         return MediaType.UNKNOWN
 
 
+@dataclass(frozen=True)
+class SearchTerm:
+    """A watch term handed to a search-capable connector at poll time by the monitor (never
+    stored in settings or cursors). ``case_id``/``term_id`` are what a candidate may carry;
+    ``term`` is personal data: ``repr`` never shows it."""
+
+    case_id: int
+    term_id: int
+    term: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"<SearchTerm case={self.case_id} id={self.term_id}>"
+
+
+TRANSIENT = {"transient": True}
+"""Field metadata of settings given at poll time only (never stored, never from a dict)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Settings
 
@@ -264,7 +282,8 @@ class SourceSettings:
 
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
+        """The stored settings (transient poll-time fields excluded)."""
+        return [f.name for f in dataclasses.fields(cls) if not f.metadata.get("transient")]
 
     @classmethod
     def from_dict(cls: type[S], data: Mapping[str, Any]) -> S:
@@ -281,6 +300,8 @@ class SourceSettings:
     def to_dict(self, redact: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
+            if f.metadata.get("transient"):
+                continue
             value = getattr(self, f.name)
             if isinstance(value, tuple):
                 value = list(value)

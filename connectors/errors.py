@@ -12,6 +12,7 @@ includes fetched content. The hierarchy::
         ├── TooLarge                 response larger than the size cap
         ├── Timeout                  connect/read timeout or total deadline exceeded
         ├── HttpStatus               final 4xx/5xx status (``.status``)
+        ├── AuthRequired             the API wants (new) credentials (401/403): not retried
         ├── RateLimited              the server asked us to wait too long (``.retry_at``)
         ├── UnexpectedContent        the bytes are not what was asked for
         │   └── NotAnImage           an image was promised, something else arrived
@@ -109,6 +110,15 @@ class HttpStatus(FetchError):
     def gone(self) -> bool:
         """True for 404/410: the item is (probably) gone, e.g. after a takedown."""
         return self.status in (404, 410)
+
+
+class AuthRequired(FetchError):
+    """The platform API refused us (401/403, or an app password / client secret that does not
+    work): the source needs credentials added or renewed. Never retried on its own: the monitor
+    waits until the credentials change."""
+
+    code = "auth-needed"
+    retryable = False
 
 
 class RateLimited(FetchError):

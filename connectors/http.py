@@ -524,9 +524,23 @@ def _brief(exc: BaseException) -> str:
 class _Retry(Exception):
     """Internal: this attempt failed in a way that may succeed when tried again."""
 
-    def __init__(self, error: FetchError, retry_after: float | None = None) -> None:
+    def __init__(self, error: FetchError, retry_after: float | None = None,
+                 unsent: bool = False) -> None:
         self.error = error
         self.retry_after = retry_after
+        self.unsent = unsent  # no connection was made: the request never reached the server
+
+
+@dataclass(frozen=True)
+class _Body:
+    """Internal: a POST request's encoded body (never logged, never in an error message)."""
+
+    method: str
+    data: bytes
+    content_type: str
+
+    def __repr__(self) -> str:
+        return f"<_Body {self.method} {len(self.data)} bytes>"
 
 
 @dataclass
@@ -637,6 +651,9 @@ class HttpClient:
         check_robots: bool | None = None,
         referer: str | None = None,
         truncate: bool = False,
+        body: "_Body | None" = None,
+        max_retry_after: float | None = None,
+        user_agent: str | None = None,
     ) -> Response:
         """GET ``url`` safely and return the whole (bounded) response.
 
@@ -647,6 +664,10 @@ class HttpClient:
         ``check_robots``: defaults to ``settings.respect_robots``; API connectors calling an
         endpoint meant for programs pass False.
         ``truncate``: keep the first ``max_bytes`` instead of raising :class:`TooLarge`.
+        ``user_agent``: replaces the client's User-Agent for this call (APIs that prescribe a
+        format, e.g. Reddit's ``<platform>:<app id>:<version> (by /u/<user>)``).
+        ``max_retry_after``: per call override of the setting (API connectors pass a short one so
+        a long ``Retry-After`` reschedules the source instead of holding a worker).
         Raises a :class:`FetchError` subclass naming the URL and the problem.
         """
         if params:
@@ -661,7 +682,7 @@ class HttpClient:
         limit = int(max_bytes or self.settings.max_bytes)
         robots = self.settings.respect_robots if check_robots is None else check_robots
         base_headers = {
-            "User-Agent": self.user_agent,
+            "User-Agent": user_agent or self.user_agent,
             "Accept-Encoding": "gzip, deflate",
             "Accept": next((_ACCEPT[k] for k in ("image", "xml", "html", "json", "video")
                             if k in kinds), "*/*"),
@@ -674,7 +695,7 @@ class HttpClient:
             extra.setdefault("Referer", referer)
         conditional = cache.get(url).request_headers() if cache is not None else {}
         hop = self._follow(url, {**base_headers, **extra, **conditional}, kinds, limit, robots,
-                           truncate)
+                           truncate, body, max_retry_after)
         final_url, redirects, result = hop
         response = Response(
             url=final_url,
@@ -698,12 +719,42 @@ class HttpClient:
 
     def get_json(self, url: str, *, params: Mapping[str, Any] | None = None,
                  headers: Mapping[str, str] | None = None, check_robots: bool | None = False,
-                 max_bytes: int | None = None) -> tuple[Any, Response]:
+                 max_bytes: int | None = None,
+                 max_retry_after: float | None = None) -> tuple[Any, Response]:
         """GET a JSON API endpoint; returns (parsed JSON, response) so callers can read the
         ``Link`` header or rate-limit headers. robots.txt is not consulted by default (API
         endpoints are meant for programs); pass ``check_robots=True`` to consult it."""
         response = self.get(url, params=params, headers=headers, expect="json",
-                            check_robots=check_robots, max_bytes=max_bytes)
+                            check_robots=check_robots, max_bytes=max_bytes,
+                            max_retry_after=max_retry_after)
+        return response.json(), response
+
+    def post(self, url: str, *, form: Mapping[str, Any] | None = None, json_body: Any = None,
+             headers: Mapping[str, str] | None = None, expect: str | Iterable[str] | None = "json",
+             max_bytes: int | None = None, check_robots: bool | None = False,
+             max_retry_after: float | None = None, user_agent: str | None = None) -> Response:
+        """POST a form (``form``) or a JSON document (``json_body``) safely: the same SSRF guard,
+        pinning, size cap and deadline as :meth:`get`. Redirects are not followed; the request is
+        retried only when it cannot have reached the server (no connection) or on 429. Bodies are
+        never logged nor put in error messages (they carry credentials)."""
+        if (form is None) == (json_body is None):
+            raise ValueError("post() needs exactly one of form= or json_body=")
+        if form is not None:
+            data = urlencode([(k, v) for k, v in form.items() if v is not None]).encode("utf-8")
+            body = _Body("POST", data, "application/x-www-form-urlencoded")
+        else:
+            data = json.dumps(json_body, separators=(",", ":")).encode("utf-8")
+            body = _Body("POST", data, "application/json")
+        return self.get(url, headers=headers, expect=expect, max_bytes=max_bytes,
+                        check_robots=check_robots, body=body, max_retry_after=max_retry_after,
+                        user_agent=user_agent)
+
+    def post_json(self, url: str, *, form: Mapping[str, Any] | None = None, json_body: Any = None,
+                  headers: Mapping[str, str] | None = None, max_bytes: int | None = None,
+                  max_retry_after: float | None = None) -> tuple[Any, Response]:
+        """POST (see :meth:`post`) to a JSON API; returns (parsed JSON, response)."""
+        response = self.post(url, form=form, json_body=json_body, headers=headers,
+                             max_bytes=max_bytes, max_retry_after=max_retry_after)
         return response.json(), response
 
     def robots_allows(self, url: str) -> bool:
@@ -741,6 +792,8 @@ class HttpClient:
         limit: int,
         robots: bool,
         truncate: bool,
+        body: "_Body | None" = None,
+        max_retry_after: float | None = None,
     ) -> tuple[str, list[str], _Hop]:
         current = url
         redirects: list[str] = []
@@ -753,8 +806,13 @@ class HttpClient:
                 raise
             if robots:
                 self.robots.check(current)
-            hop = self._with_retries(vetted, headers, kinds, limit, truncate)
+            hop = self._with_retries(vetted, headers, kinds, limit, truncate, body,
+                                     max_retry_after)
             location = hop.headers.get("Location")
+            if hop.status in REDIRECT_STATUSES and body is not None:
+                # A POST carries credentials or a session request: never re-sent elsewhere.
+                raise HttpStatus(current, hop.status, f"HTTP {hop.status}: redirects are not "
+                                                      f"followed for POST requests")
             if hop.status in REDIRECT_STATUSES and location:
                 try:
                     nxt = urljoin(current, location.strip()).split("#", 1)[0]
@@ -790,14 +848,25 @@ class HttpClient:
         kinds: frozenset[str],
         limit: int,
         truncate: bool,
+        body: "_Body | None" = None,
+        max_retry_after: float | None = None,
     ) -> _Hop:
+        wait_limit = self.settings.max_retry_after if max_retry_after is None else max_retry_after
         attempt = 0
         while True:
             try:
-                return self._attempt(vetted, headers, kinds, limit, truncate)
+                return self._attempt(vetted, headers, kinds, limit, truncate, body)
             except _Retry as retry:
                 wait = retry.retry_after
-                if wait is not None and wait > self.settings.max_retry_after:
+                if body is not None and not retry.unsent and not (
+                    isinstance(retry.error, HttpStatus) and retry.error.status == 429
+                ):
+                    # A POST is not idempotent: try again only when the server cannot have acted
+                    # on it (no connection was made, or it answered 429).
+                    if wait is not None and wait > wait_limit:
+                        raise RateLimited(vetted.url, self._at(wait)) from None
+                    raise retry.error from None
+                if wait is not None and wait > wait_limit:
                     raise RateLimited(vetted.url, self._at(wait)) from None
                 if attempt >= self.settings.retries:
                     error = retry.error
@@ -826,6 +895,7 @@ class HttpClient:
         kinds: frozenset[str],
         limit: int,
         truncate: bool,
+        body: "_Body | None" = None,
     ) -> _Hop:
         s = self.settings
         url = vetted.url
@@ -834,11 +904,15 @@ class HttpClient:
             self.limiter.acquire(vetted.host)
             pinned = _pinned_url(vetted, ip)
             send_headers = {**headers, "Host": vetted.host_header}
+            if body is not None:
+                send_headers["Content-Type"] = body.content_type
             with _Watchdog(s.total_timeout) as watchdog:
                 try:
                     self.requests_sent += 1
-                    raw = self._session.get(
+                    raw = self._session.request(
+                        body.method if body is not None else "GET",
                         pinned,
+                        data=body.data if body is not None else None,
                         headers=send_headers,
                         stream=True,
                         allow_redirects=False,
@@ -876,7 +950,7 @@ class HttpClient:
                 finally:
                     raw.close()
         assert last_error is not None
-        raise _Retry(last_error)
+        raise _Retry(last_error, unsent=True)
 
     def _deadline_error(self, url: str) -> Timeout:
         return Timeout(url, f"response not complete within the total deadline of "

@@ -15,6 +15,10 @@ from .gallery import GalleryConnector
 from .rss import RssConnector
 from .sitemap import SitemapConnector
 from .warc import WarcConnector
+from .mastodon import MastodonConnector
+from .bluesky import BlueskyConnector
+from .reddit import RedditConnector
+from .lemmy import LemmyConnector
 
 _BUILTIN: tuple[type[Connector], ...] = (
     RssConnector,
@@ -22,6 +26,10 @@ _BUILTIN: tuple[type[Connector], ...] = (
     GalleryConnector,
     FolderConnector,
     WarcConnector,
+    MastodonConnector,
+    BlueskyConnector,
+    RedditConnector,
+    LemmyConnector,
 )
 
 CONNECTORS: dict[str, Connector] = {}

@@ -134,10 +134,15 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
+AUTH_NEEDED = "auth-needed"
+
+
 def state_of(source: Source) -> str:
-    """paused, new (never polled), failing (the last poll failed) or ok."""
+    """paused, new (never polled), needs-credentials, failing (the last poll failed) or ok."""
     if not source.enabled:
         return "paused"
+    if source.consecutive_failures and source.last_error_code == AUTH_NEEDED:
+        return "needs-credentials"
     if source.consecutive_failures:
         return "failing"
     if source.last_poll_at is None:
@@ -321,7 +326,54 @@ def connector_settings(session: Session, source: Source) -> tuple[Connector, Sou
         session.refresh(source, ["secrets"])
         if source.secrets:
             data.update(json.loads(source.secrets))
-    return connector, connector.settings_from_dict(data)
+    settings = connector.settings_from_dict(data)
+    if getattr(settings, "use_watch_terms", False) and hasattr(settings, "with_terms"):
+        # Passed in at poll time only: connectors never see the database, terms are never stored
+        # in settings or cursors. A withdrawn case's terms are not among them.
+        from monitor.watchterms import active_terms_for_search
+
+        settings = settings.with_terms(active_terms_for_search(session))
+    return connector, settings
+
+
+def secret_fields(kind: str) -> frozenset[str]:
+    """The settings of a connector kind that are credentials (stored encrypted, never shown)."""
+    try:
+        return get_connector(kind).settings_class.secret_fields
+    except UnknownConnector as e:
+        raise InvalidSource(str(e)) from None
+
+
+def set_credentials(session: Session, name: str, values: Mapping[str, str], *, actor: str,
+                    clear: Iterable[str] = ()) -> SourceSummary:
+    """Add, rotate or clear a source's secret settings; the source is checked, its failure count
+    reset and it is due at once. The audit record names the fields, never the values."""
+    source = get_source(session, name, lock=True)
+    connector = get_connector(source.kind)
+    allowed = connector.settings_class.secret_fields
+    unknown = sorted((set(values) | set(clear)) - allowed)
+    if unknown:
+        raise InvalidSource(f"{source.kind} source: {unknown[0]!r} is not a credential; "
+                            f"credentials: {', '.join(sorted(allowed)) or 'none'}")
+    session.refresh(source, ["secrets"])
+    current = json.loads(source.secrets) if source.secrets else {}
+    current.update({k: v for k, v in values.items()})
+    for k in clear:
+        current.pop(k, None)
+    try:
+        connector.settings_from_dict({**(source.settings or {}), **current})
+    except SourceSettingsError as e:
+        raise InvalidSource(str(e)) from None
+    source.secrets = json.dumps(current) if any(current.values()) else None
+    source.consecutive_failures = 0
+    source.backoff_seconds = 0
+    source.last_error_code = None
+    source.last_error = None
+    source.next_due_at = None
+    session.flush()
+    audit.append(session, "source.credentials_changed", actor, None,
+                 {"source_id": source.id, "fields": sorted(set(values) | set(clear))})
+    return summarize(source, candidate_counts(session, [source.id])[source.id])
 
 
 # --- due times, health, back-off -------------------------------------------------------------------
@@ -366,10 +418,18 @@ def record_failure(source: Source, error: BaseException, now: dt.datetime, *, ma
     retry_at = getattr(error, "retry_at", None)
     if isinstance(retry_at, dt.datetime) and retry_at.tzinfo is not None:
         delay = max(delay, int((retry_at - now).total_seconds()))
+    code = error_code(error)
+    text = error_text(error)
+    if code == AUTH_NEEDED:
+        # Asking again changes nothing until someone adds credentials (which makes it due at
+        # once): wait the longest back-off instead of hammering the API.
+        delay = max(delay, max_backoff)
+        text = (f"needs credentials: add or renew them with `ncii source credentials "
+                f"{source.name}` ({text})")
     source.backoff_seconds = delay
     source.next_due_at = now + dt.timedelta(seconds=delay)
-    source.last_error_code = error_code(error)[:32]
-    source.last_error = error_text(error)[:300]
+    source.last_error_code = code[:32]
+    source.last_error = text[:300]
 
 
 def error_code(error: BaseException) -> str:
@@ -447,5 +507,5 @@ __all__ = [
     "SourceError", "SourceNotFound", "SourceExists", "InvalidSource", "SourceSummary", "CandidateStatus",
     "parse_duration", "format_duration", "add_source", "get_source", "list_sources", "show_source",
     "remove_source", "set_enabled", "connector_settings", "due_source_ids", "record_success", "record_failure",
-    "backoff_delay", "claim", "release", "renew", "lease_owner",
+    "backoff_delay", "claim", "release", "renew", "lease_owner", "set_credentials", "secret_fields",
 ]

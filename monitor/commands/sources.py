@@ -47,14 +47,84 @@ def _source_errors() -> Iterator[None]:
         raise CommandFailed(EXIT_PARTIAL, e.code, str(e)) from None
 
 
-def _options(pairs: list[str]) -> dict[str, str]:
+def _options(pairs: list[str], secret: frozenset[str] = frozenset()) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise CommandFailed(EXIT_USAGE, "usage", f"--set needs KEY=VALUE, got {pair!r}")
+        if key in secret:
+            raise CommandFailed(EXIT_USAGE, "secret-on-command-line",
+                                f"{key} is a credential: a command-line value shows in `ps` and shell "
+                                f"history; use --token-file, --token-env, --ask-token or "
+                                f"--secret-file/--secret-env {key}=...")
         out[key] = value
+    return out
+
+
+TOKEN_FILE_HELP = ("Read the source's main credential (Mastodon/Lemmy access token, Bluesky app password, Reddit "
+                   "client secret) from this file ('-' for standard input).")
+TOKEN_ENV_HELP = "Read the main credential from this environment variable."
+ASK_TOKEN_HELP = "Ask for the main credential (typed without echo)."
+SECRET_FILE_HELP = "FIELD=PATH: read one credential setting from a file (repeatable), e.g. client_id=~/reddit-id."
+SECRET_ENV_HELP = "FIELD=VAR: read one credential setting from an environment variable (repeatable)."
+
+
+def _read_secret_file(path: str, what: str) -> str:
+    import os
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(os.path.expanduser(path), encoding="utf-8") as f:
+                text = f.read(65536)
+    except OSError as e:
+        raise CommandFailed(EXIT_USAGE, "unreadable-secret", f"{what}: cannot read {path}: {e.strerror}") from None
+    value = text.strip()
+    if not value:
+        raise CommandFailed(EXIT_USAGE, "empty-secret", f"{what}: {path} is empty")
+    return value
+
+
+def _read_secret_env(var: str, what: str) -> str:
+    import os
+    value = os.environ.get(var, "").strip()
+    if not value:
+        raise CommandFailed(EXIT_USAGE, "empty-secret", f"{what}: environment variable {var} is not set or empty")
+    return value
+
+
+def _credentials(kind: str, token_file: Optional[str], token_env: Optional[str], ask: bool,
+                 files: list[str], envs: list[str]) -> dict[str, str]:
+    """Credential settings from files, environment variables or a prompt: never from argv values."""
+    with _source_errors():
+        allowed = sources.secret_fields(kind)
+    primary = getattr(CONNECTORS[kind].settings_class, "primary_secret", None) if kind in CONNECTORS else None
+    out: dict[str, str] = {}
+    if token_file or token_env or ask:
+        if not primary:
+            raise CommandFailed(EXIT_USAGE, "no-credentials", f"{kind} sources take no credentials")
+        if sum(bool(x) for x in (token_file, token_env, ask)) > 1:
+            raise CommandFailed(EXIT_USAGE, "usage", "give one of --token-file, --token-env, --ask-token")
+        if token_file:
+            out[primary] = _read_secret_file(token_file, "--token-file")
+        elif token_env:
+            out[primary] = _read_secret_env(token_env, "--token-env")
+        else:
+            if not sys.stdin.isatty():
+                raise CommandFailed(EXIT_USAGE, "not-interactive", "--ask-token needs a terminal; use --token-file")
+            out[primary] = typer.prompt(f"{primary} for this {kind} source", hide_input=True, err=True).strip()
+    for opt, pairs, reader in (("--secret-file", files, _read_secret_file), ("--secret-env", envs, _read_secret_env)):
+        for pair in pairs:
+            key, sep, where = pair.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or not key or not where:
+                raise CommandFailed(EXIT_USAGE, "usage", f"{opt} needs FIELD=SOURCE, got {pair!r}")
+            if key not in allowed:
+                raise CommandFailed(EXIT_USAGE, "usage", f"{opt}: {key!r} is not a credential of {kind} sources "
+                                                         f"({', '.join(sorted(allowed)) or 'none'})")
+            out[key] = reader(where, opt)
     return out
 
 
@@ -68,6 +138,8 @@ def _short(iso: str | None) -> str:
 
 
 def _state_text(s: sources.SourceSummary) -> Text:
+    if s.state == "needs-credentials":
+        return Text("NEEDS CREDENTIALS", style="bold red")
     if s.state == "failing":
         return Text(f"FAILING {s.consecutive_failures}x", style="bold red")
     if s.state == "paused":
@@ -81,8 +153,12 @@ def _state_text(s: sources.SourceSummary) -> Text:
 
 def source_add(
     kind: str = typer.Argument(..., metavar="KIND", help=KIND_HELP),
-    url: str = typer.Argument(..., metavar="URL", help="The address as copied from a browser: a feed, a sitemap or "
-                                                       "robots.txt, a gallery page, a file:// folder or WARC file."),
+    url: Optional[str] = typer.Argument(None, metavar="URL",
+                                        help="The address as copied from a browser: a feed, a sitemap or robots.txt, "
+                                             "a gallery page, a file:// folder or WARC file; https://HOST/tags/NAME, "
+                                             "/@user or /public/local (mastodon); https://bsky.app/profile/HANDLE "
+                                             "(bluesky; none with --search); https://www.reddit.com/r/NAME (reddit); "
+                                             "https://HOST/c/NAME (lemmy)."),
     name: Optional[str] = typer.Option(None, "--name", "-n", metavar="NAME",
                                        help="A short unique name (letters, digits, '.', '_', '-'). Default: made from "
                                             "the host and the kind."),
@@ -96,21 +172,48 @@ def source_add(
                                         "--set image_selector='.gallery img'. Lists are comma-separated. "
                                         "`ncii source kinds` lists every kind's settings."),
     paused: bool = typer.Option(False, "--paused", help="Add it paused (not polled until `ncii source resume`)."),
+    search: Optional[str] = typer.Option(None, "--search", metavar="TERM",
+                                         help="bluesky, reddit: search for TERM (stored encrypted like a credential)."),
+    watch_terms: bool = typer.Option(False, "--watch-terms",
+                                     help="bluesky, reddit: also search for the watch terms of every active case "
+                                          "(`ncii watch add`)."),
+    token_file: Optional[str] = typer.Option(None, "--token-file", metavar="PATH", help=TOKEN_FILE_HELP),
+    token_env: Optional[str] = typer.Option(None, "--token-env", metavar="VAR", help=TOKEN_ENV_HELP),
+    ask_token: bool = typer.Option(False, "--ask-token", help=ASK_TOKEN_HELP),
+    secret_file: List[str] = typer.Option([], "--secret-file", metavar="FIELD=PATH", help=SECRET_FILE_HELP),
+    secret_env: List[str] = typer.Option([], "--secret-env", metavar="FIELD=VAR", help=SECRET_ENV_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Add a source to poll. Its settings are checked now (no network); it is polled on the next pass.
 
-    Use `ncii source test NAME` to try it once without recording anything.
+    Use `ncii source test NAME` to try it once without recording anything. Credentials (API tokens,
+    app passwords, client secrets) are read from a file, an environment variable or a prompt, never
+    from a command-line value, and are stored encrypted.
     """
     def body():
+        nonlocal url
         with _source_errors():
+            options = _options(set_, sources.secret_fields(kind) if kind != "auto" else frozenset())
+            if search is not None:
+                options["query"] = search
+            if watch_terms:
+                options["use_watch_terms"] = "true"
+            if kind != "auto":
+                options.update(_credentials(kind, token_file, token_env, ask_token, secret_file, secret_env))
+            elif token_file or token_env or ask_token or secret_file or secret_env:
+                raise sources.InvalidSource("name the KIND to give credentials")
+            if not url:
+                if kind == "bluesky" and (search is not None or watch_terms):
+                    url = "https://bsky.app/search"
+                else:
+                    raise sources.InvalidSource("URL is required (only a bluesky search source takes none)")
             interval = sources.parse_duration(every, what="--every")
             if interval < sources.CLI_MIN_INTERVAL_SECONDS:
                 raise sources.InvalidSource("--every must be at least 1m: polling more often is not polite to sites")
             jit = sources.parse_duration(jitter, what="--jitter") if jitter is not None else None
             with _database() as engine, db.transaction(engine) as s:
                 summary = sources.add_source(s, url, kind=kind, name=name, interval=interval, jitter=jit,
-                                             options=_options(set_), enabled=not paused, actor=_actor())
+                                             options=options, enabled=not paused, actor=_actor())
 
         def human() -> None:
             _out.print(Text(f"added source {summary.name} ({summary.kind}) polling every "
@@ -205,6 +308,34 @@ def source_remove(
             result = sources.remove_source(s, name, actor=_actor())
         return EXIT_OK, result, lambda: _out.print(Text(
             f"removed source {name} ({result['candidates_forgotten']} listed item(s) forgotten)"))
+
+    _run(as_json, body)
+
+
+def source_credentials(
+    name: str = typer.Argument(..., metavar="NAME", help="The source's name."),
+    token_file: Optional[str] = typer.Option(None, "--token-file", metavar="PATH", help=TOKEN_FILE_HELP),
+    token_env: Optional[str] = typer.Option(None, "--token-env", metavar="VAR", help=TOKEN_ENV_HELP),
+    ask_token: bool = typer.Option(False, "--ask-token", help=ASK_TOKEN_HELP),
+    secret_file: List[str] = typer.Option([], "--secret-file", metavar="FIELD=PATH", help=SECRET_FILE_HELP),
+    secret_env: List[str] = typer.Option([], "--secret-env", metavar="FIELD=VAR", help=SECRET_ENV_HELP),
+    clear: List[str] = typer.Option([], "--clear", metavar="FIELD", help="Remove a stored credential (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Add, rotate or remove a source's credentials (stored encrypted; never shown). The source is
+    due at once and its failure count is reset, e.g. after "needs credentials"."""
+    def body():
+        with _source_errors(), _database() as engine, db.transaction(engine) as s:
+            kind = sources.get_source(s, name).kind
+            values = _credentials(kind, token_file, token_env, ask_token, secret_file, secret_env)
+            if not values and not clear:
+                raise CommandFailed(EXIT_USAGE, "usage", "give a credential (--token-file, --token-env, --ask-token, "
+                                                         "--secret-file, --secret-env) or --clear FIELD")
+            summary = sources.set_credentials(s, name, values, actor=_actor(),
+                                              clear=[c.replace("-", "_") for c in clear])
+        changed = sorted(set(values) | {c.replace("-", "_") for c in clear})
+        return EXIT_OK, {"source": summary.to_dict(), "changed": changed}, lambda: _out.print(Text(
+            f"source {name}: credentials updated ({', '.join(changed)}); due now"))
 
     _run(as_json, body)
 
@@ -307,26 +438,53 @@ def source_kinds(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) 
     def body():
         kinds = []
         for kind, c in sorted(CONNECTORS.items()):
-            fields = [f for f in dataclasses.fields(c.settings_class) if f.name != "url"]
+            fields = [f for f in dataclasses.fields(c.settings_class)
+                      if f.name != "url" and not f.metadata.get("transient")]
+            notes = getattr(c.settings_class, "HELP", {})
             kinds.append({"kind": kind, "title": c.title,
-                          "settings": [{"name": f.name, "type": str(f.type), "default": _describe(f)} for f in fields],
+                          "settings": [{"name": f.name, "type": str(f.type), "default": _describe(f),
+                                        "help": notes.get(f.name, "")} for f in fields],
                           "secret": sorted(c.settings_class.secret_fields)})
 
         def human() -> None:
             for k in kinds:
                 _out.print(Text(f"{k['kind']}: {k['title']}", style="bold"))
                 for f in k["settings"]:
-                    _out.print(Text(f"  --set {f['default']}"))
+                    secret = " [credential: --token-file/--secret-file]" if f["name"] in k["secret"] else ""
+                    _out.print(Text(f"  --set {f['default']}{secret}" + (f": {f['help']}" if f["help"] else "")))
         return EXIT_OK, {"kinds": kinds}, human
 
     _run(as_json, body)
+
+
+def _platform_epilog() -> str:
+    """Every platform connector's settings, for `ncii source add --help`."""
+    lines = ["Platform settings (--set KEY=VALUE; credentials only through --token-*/--secret-*; "
+             "`ncii source kinds` lists the other kinds):"]
+    from connectors.platform import PlatformSettings
+    common = PlatformSettings.HELP
+    lines.append("ALL PLATFORMS. " + "; ".join(f"{k}: {v}" for k, v in common.items()) + ".")
+    for kind in ("mastodon", "bluesky", "reddit", "lemmy"):
+        c = CONNECTORS.get(kind)
+        if c is None:
+            continue
+        notes = getattr(c.settings_class, "HELP", {})
+        parts = [f"{k}: {v}" for k, v in notes.items() if common.get(k) != v]
+        lines.append(f"{kind.upper()}. " + "; ".join(parts) + ".")
+    lines.append("Examples: ncii source add mastodon https://HOST/tags/NAME; ncii source add bluesky "
+                 "https://bsky.app/profile/HANDLE; ncii source add bluesky --search TERM --set identifier=HANDLE "
+                 "--token-file app-password.txt; ncii source add reddit https://www.reddit.com/r/NAME --set "
+                 "username=ME --secret-file client_id=id.txt --token-file secret.txt; ncii source add lemmy "
+                 "https://HOST/c/NAME.")
+    return "\n\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:
     """Add `ncii source ...` to the CLI."""
     source_app = typer.Typer(help="Sources the monitor polls: add by URL, list with health, show, test, pause, "
                                   "resume, remove.", no_args_is_help=True)
-    source_app.command("add")(source_add)
+    source_app.command("add", epilog=_platform_epilog())(source_add)
+    source_app.command("credentials")(source_credentials)
     source_app.command("list")(source_list)
     source_app.command("show")(source_show)
     source_app.command("test")(source_test)

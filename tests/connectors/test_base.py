@@ -61,7 +61,7 @@ def test_parse_datetime_rejects(text):
 def test_registry():
     assert set(CONNECTORS) >= {"rss", "sitemap", "gallery", "folder", "warc"}
     assert get_connector("rss").kind == "rss"
-    with pytest.raises(UnknownConnector, match="known kinds: folder, gallery, rss"):
+    with pytest.raises(UnknownConnector, match="known kinds: bluesky, folder, gallery, lemmy, mastodon, reddit, rss"):
         get_connector("myspace")
 
 

@@ -10,9 +10,8 @@ checks that after all migrations the database matches the models.
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
-from sqlalchemy.dialects import postgresql  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0003"
 down_revision = "0002"
@@ -20,9 +19,25 @@ branch_labels = None
 depends_on = None
 
 
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "watch_terms",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("term_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(128), nullable=False),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_watch_terms_case_id"),
+                                ondelete="RESTRICT"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_watch_terms")),
+    )
+    op.create_index(op.f("ix_watch_terms_case_id"), "watch_terms", ["case_id"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index(op.f("ix_watch_terms_case_id"), table_name="watch_terms")
+    op.drop_table("watch_terms")
