@@ -389,8 +389,148 @@ apscheduler_jobs = Table(
 
 # --- issue 6: platform connectors (watch terms, credentials); migration 0003 --------------------
 
+class WatchTerm(Base):
+    """A name, user name or handle an advocate watches for in one case (search-capable sources
+    use the terms of active cases). Personal data: encrypted, never logged, never in alerts or
+    audit details (those name the term's id). Removing a term deletes the row."""
+
+    __tablename__ = "watch_terms"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), index=True)
+    term: Mapped[str] = mapped_column("term_enc", EncryptedText("watch_terms.term"))
+    kind: Mapped[str] = mapped_column(String(16), default="name")  # name | username | handle
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+
 
 # --- issue 7: the web app (accounts, sessions, API tokens, assignment, notes); migration 0004 ----
+
+class Role(StrEnum):
+    ADMIN = "admin"        # everything: all cases, users, sources
+    ADVOCATE = "advocate"  # only the cases assigned to them, and their matches
+
+
+class SessionKind(StrEnum):
+    STAFF = "staff"                # a signed-in user of the web app
+    SELF_SERVICE = "self-service"  # a victim who gave their case reference and secret
+
+
+class ReviewDecision(StrEnum):
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class User(Base):
+    """A staff account of the web app (admin or advocate); the password is stored as argon2id."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", Role), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id PHC string
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A browser session: only the SHA-256 of its random token is stored, with its CSRF token."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (CheckConstraint(_in("kind", SessionKind), name="kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ApiToken(Base):
+    """A per-user API token: shown once, stored as its SHA-256, revocable."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins per account, per client address or per case reference (keys stored hashed)."""
+
+    __tablename__ = "sign_in_throttle"
+    __table_args__ = (UniqueConstraint("scope", "key_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # account | client | reference | ss-client
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CaseAssignment(Base):
+    """The advocate a case is assigned to (at most one); advocates see only their cases."""
+
+    __tablename__ = "case_assignments"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True,
+                                         autoincrement=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CaseNote(Base):
+    """An advocate's note on a case, encrypted at rest."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    body: Mapped[str] = mapped_column("body_enc", EncryptedText("case_notes.body"))
+
+
+class MatchReview(Base):
+    """One review decision on a match, with its reason (the match row holds the current status)."""
+
+    __tablename__ = "match_reviews"
+    __table_args__ = (CheckConstraint(_in("decision", ReviewDecision), name="decision"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))  # a code from monitor.review.REASONS
+    note: Mapped[str | None] = mapped_column("note_enc", EncryptedText("match_reviews.note"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PreviewReveal(Base):
+    """A deliberate reveal of a match's unblurred preview by one user, valid for a short time."""
+
+    __tablename__ = "preview_reveals"
+    __table_args__ = (Index(None, "user_id", "match_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), index=True)
+    revealed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
 
 
 # --- issue 8: takedown notices; migration 0005 ---------------------------------------------------
