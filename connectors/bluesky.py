@@ -276,12 +276,13 @@ class _Session:
             if isinstance(exc, HttpStatus) and exc.status != 400:
                 raise
             # ExpiredToken comes back as 400 (XRPC) or 401: renew once, then give up.
+            refresh = (_SESSIONS.get(self.key) or {}).get("refresh")
             _SESSIONS.drop(self.key)
-            token = self._token(refresh_from=token)
+            token = self._token(refresh_from=token, refresh=refresh)
             data, _ = self.api.get(url, params, headers={"Authorization": f"Bearer {token}"})
             return data
 
-    def _token(self, refresh_from: str | None = None) -> str:
+    def _token(self, refresh_from: str | None = None, refresh: str | None = None) -> str:
         cached = _SESSIONS.get(self.key)
         if cached and cached.get("access") != refresh_from:
             return cached["access"]
@@ -289,7 +290,6 @@ class _Session:
             raise AuthRequired(f"{self.s.pds}/xrpc/app.bsky.feed.searchPosts",
                                "Bluesky search needs a session: set identifier and add an app "
                                "password with `ncii source credentials`")
-        refresh = (cached or {}).get("refresh") or getattr(self, "_refresh", None)
         data = None
         if refresh_from is not None and refresh:
             try:
@@ -313,6 +313,5 @@ class _Session:
             raise SourceFormatError(f"{self.s.pds}/xrpc/com.atproto.server.createSession",
                                     "no accessJwt in the session response")
         token = {"access": access, "refresh": text_of(mapping(data).get("refreshJwt"), 10000)}
-        self._refresh = token["refresh"]
         _SESSIONS.put(self.key, token, time.time() + SESSION_SECONDS)
         return access
