@@ -37,11 +37,14 @@ Region labels (a-z, 0-9 and ``:._-``, at most 64 characters):
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+
+from hashes import _region_kernels as _k
 
 Box = tuple[int, int, int, int]  # top, left, bottom, right (numpy slicing order), pixels
 
@@ -186,13 +189,27 @@ _SAME_EDGE = 0.004
 _MIN_PART = 0.15
 
 
-def query_boxes(rgb: np.ndarray) -> list[tuple[str, Box]]:
-    """(label, (top, left, bottom, right)) of the candidate regions of a found picture."""
+def default_backend() -> str:
+    """'numba' when numba is importable (unless NCII_REGIONS_BACKEND says otherwise), else 'numpy'."""
+    name = os.environ.get("NCII_REGIONS_BACKEND", "").strip().lower()
+    return name or ("numba" if _k.HAVE_NUMBA else "numpy")
+
+
+def query_boxes(rgb: np.ndarray, *, backend: str | None = None) -> list[tuple[str, Box]]:
+    """(label, (top, left, bottom, right)) of the candidate regions of a found picture.
+
+    backend: "numba" (compiled inner loops) or "numpy"; both find the same boxes.
+    """
+    name = backend or default_backend()
+    if name not in ("numba", "numpy"):
+        raise ValueError(f"unknown regions backend {name!r} (expected 'numba' or 'numpy')")
+    if name == "numba" and not _k.HAVE_NUMBA:
+        raise ValueError("regions backend 'numba' requested but numba is not installed")
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[0] < MIN_REGION_SIDE or rgb.shape[1] < MIN_REGION_SIDE:
         return []
     h, w = rgb.shape[:2]
-    px = _Reduced(rgb)
+    px = _Reduced(rgb, numba=name == "numba")
     whole_small = (0, 0, px.h, px.w)
     found: list[tuple[str, Box]] = []
 
@@ -260,19 +277,11 @@ def _close(planes: np.ndarray, colour: np.ndarray) -> np.ndarray:
     return out
 
 
-def _line_colours(planes: np.ndarray, axis: int) -> np.ndarray:
-    """Median colour of each row (axis=1) or column (axis=0), from a subsample of its pixels."""
-    n = planes.shape[2 if axis == 1 else 1]
-    step = max(1, n // 48)
-    sub = planes[:, :, ::step] if axis == 1 else planes[:, ::step, :]
-    med = np.median(sub, axis=axis + 1, keepdims=True)
-    return med
-
-
 class _Reduced:
     """A box-reduced planar copy of the picture (long side <= DETECT_SIDE) and its maps."""
 
-    def __init__(self, rgb: np.ndarray) -> None:
+    def __init__(self, rgb: np.ndarray, numba: bool = False) -> None:
+        self.numba = numba
         self.rgb = rgb[:, :, :3] if rgb.shape[2] > 3 else rgb
         self.full_h, self.full_w = rgb.shape[:2]
         f = max(1, math.ceil(max(self.full_h, self.full_w) / DETECT_SIDE))
@@ -285,11 +294,7 @@ class _Reduced:
         self.f = f
         self.planes = np.ascontiguousarray(small.transpose(2, 0, 1)).astype(np.int16)
         self.h, self.w = self.planes.shape[1:]
-        p = self.planes
-        self.act_x = np.zeros((self.h, self.w), np.int16)
-        self.act_y = np.zeros((self.h, self.w), np.int16)
-        self.act_x[:, :-1] = np.abs(p[:, :, 1:] - p[:, :, :-1]).max(axis=0)
-        self.act_y[:-1, :] = np.abs(p[:, 1:, :] - p[:, :-1, :]).max(axis=0)
+        self.act_x, self.act_y = _k.activity(self.planes, numba)
         self.still_x = self.act_x <= _STILL
         self.still_y = self.act_y <= _STILL
         self.still = self.still_x & self.still_y
@@ -391,11 +396,7 @@ class _Reduced:
 
     def _ui_map(self, t: int = 0, b: int | None = None) -> np.ndarray:
         """Boolean map of rows t..b: still pixels of a UI colour."""
-        p = self.planes[:, t:b]
-        out = np.zeros(p.shape[1:], bool)
-        for c in self.ui_colours():
-            out |= _close(p, c)
-        return out
+        return _k.close_any(self.planes[:, t:b], self.ui_colours(), _TOL, self.numba)
 
     def inner_picture(self) -> Box | None:
         """The largest photo-like block: rows that are not UI, then columns within them."""
@@ -437,9 +438,7 @@ class _Reduced:
         edge_colours = self.ui_colours()[: self._edge_colour_count]
         if not edge_colours:
             return None
-        bg = np.zeros((self.h, self.w), bool)
-        for c in edge_colours:
-            bg |= _close(self.planes, c)
+        bg = _k.close_any(self.planes, edge_colours, _TOL, self.numba)
         bg &= self.still
         if bg.mean() < 0.2:
             return None  # hardly any background: not a screenshot
@@ -468,10 +467,13 @@ class _Reduced:
             return []
         p = self.planes[:, t:b, l:r]
         for axis in (0, 1):  # 0: a horizontal separator (rows); 1: a vertical one (columns)
-            along = 1 if axis == 0 else 0
-            flat = _close(p, _line_colours(p, axis=along)).mean(axis=along) >= 0.98
-            lines = p if axis == 0 else p.transpose(0, 2, 1)  # (3, n lines, length)
-            step = np.abs(lines[:, 1:] - lines[:, :-1]).max(axis=0).mean(axis=1)  # change line k -> k+1
+            act_along = self.act_x[t:b, l:r] if axis == 0 else self.act_y[t:b, l:r]
+            flat = _k.flat_lines(p, act_along, axis, _TOL, 0.98, self.numba)
+            # mean colour change from line k to line k+1 (the activity maps hold each pixel's change)
+            if axis == 0:
+                step = self.act_y[t:b - 1, l:r].mean(axis=1)
+            else:
+                step = self.act_x[t:b, l:r - 1].mean(axis=0)
             cut = _separator(flat, step)
             if cut is None:
                 continue
@@ -602,12 +604,22 @@ def _border_run(p: np.ndarray, axis: int) -> int:
     """
     first = p[:, 0, :] if axis == 0 else p[:, :, 0]
     colour = np.median(first, axis=1)
-    inside = _close(p, colour).mean(axis=1 - axis) >= _BORDER_SHARE
-    n = _edge_run(inside)
-    if n == 0 or n >= inside.size:
+    size = p.shape[1 + axis]
+    # The run is measured a growing chunk of lines at a time: most pictures have no border, and
+    # then only the first few lines are ever compared with the colour.
+    n, chunk = 0, 4
+    while n < size:
+        part = p[:, n:n + chunk, :] if axis == 0 else p[:, :, n:n + chunk]
+        inside = _close(part, colour).mean(axis=1 - axis) >= _BORDER_SHARE
+        run = _edge_run(inside)
+        n += run
+        if run < inside.size:
+            break
+        chunk *= 2
+    if n == 0 or n >= size:
         return 0 if n == 0 else n
     differ = 0.0
-    for k in range(n, min(n + 2, inside.size)):  # the first picture line may be blended with the border
+    for k in range(n, min(n + 2, size)):  # the first picture line may be blended with the border
         line = p[:, k, :] if axis == 0 else p[:, :, k]
         differ = max(differ, float((np.abs(line - colour[:, None]).max(axis=0) > _TOL).mean()))
     return n if differ >= _BORDER_EDGE else 0

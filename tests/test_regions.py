@@ -273,3 +273,94 @@ def test_query_boxes_never_fail(h, w, kind, seed):
         assert 0 <= t < b <= h and 0 <= l < r <= w
     for label, part in regions.registration_regions(rgb):
         assert part.size and regions.LABEL_RE.match(label)
+
+
+# ---------------------------------------------------------------- compiled detector == numpy detector
+
+from hashes import _region_kernels as kernels  # noqa: E402
+
+needs_numba = pytest.mark.skipif(not kernels.HAVE_NUMBA, reason="numba not installed")
+
+
+def planes_from(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)).astype(np.int16)
+
+
+def palette_picture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Lines of near-equal colours with scattered outliers: flatness and colour tests sit on their limits."""
+    base = rng.integers(0, 256, (1, 1, 3)) if rng.random() < 0.5 else rng.integers(0, 256, (h, 1, 3))
+    rgb = base + rng.integers(-14, 15, (h, w, 3)) * (rng.random((h, w, 1)) < rng.random())
+    outliers = rng.random((h, w)) < rng.choice([0.0, 0.01, 0.02, 0.03, 0.2])
+    rgb[outliers] = rng.integers(0, 256, (int(outliers.sum()), 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+@needs_numba
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(2, 120), w=st.integers(2, 120), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["noise", "palette", "texture"]))
+def test_detector_kernels_numba_equal_numpy(h, w, seed, kind):
+    """Every compiled inner loop of the detector returns exactly what its numpy reference returns."""
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    elif kind == "palette":
+        rgb = palette_picture(rng, h, w)
+    else:
+        rgb = texture(max(h, 2), max(w, 2), seed % 1000)[:h, :w]
+    p = planes_from(rgb)
+    ax_np, ay_np = kernels.activity(p, numba=False)
+    ax_nb, ay_nb = kernels.activity(p, numba=True)
+    assert np.array_equal(ax_np, ax_nb) and np.array_equal(ay_np, ay_nb)
+    # colours taken from the picture (exact hits), half-way values (medians of even counts) and random ones
+    colours = np.concatenate([p[:, rng.integers(0, h, 3), rng.integers(0, w, 3)].T.astype(float),
+                              rng.integers(0, 511, (2, 3)) / 2.0])
+    for k in range(len(colours) + 1):
+        assert np.array_equal(kernels.close_any(p, colours[:k], 12, numba=False),
+                              kernels.close_any(p, colours[:k], 12, numba=True))
+    for axis, act in ((0, ax_np), (1, ay_np)):
+        reference = kernels.flat_lines_np(p, axis, 12, 0.98)  # every line examined, no shortcut
+        assert np.array_equal(kernels.flat_lines(p, act, axis, 12, 0.98, numba=False), reference)
+        assert np.array_equal(kernels.flat_lines(p, act, axis, 12, 0.98, numba=True), reference)
+
+
+def test_flatness_shortcut_never_drops_a_flat_line():
+    """maybe_flat may only rule out lines that cannot be flat: lines exactly at the 98% limit stay."""
+    rng = np.random.default_rng(3)
+    for length in (50, 64, 100, 257, 360):
+        for outliers in range(0, 5):
+            line = np.full((1, length, 3), 128, np.int16)
+            # outliers spread out, so each one spoils two neighbouring pairs: the bound's worst case
+            spots = np.linspace(1, length - 2, outliers).astype(int) if outliers else []
+            line[0, spots] = rng.integers(0, 50, (len(spots), 3))
+            p = np.ascontiguousarray(line.transpose(2, 0, 1))
+            act, _ = kernels.activity(p, numba=False)
+            flat = kernels.flat_lines_np(p, 0, 12, 0.98)
+            assert not flat[0] or kernels.maybe_flat(act, 0, 12, 0.98)[0], (length, outliers)
+
+
+def screenshot_and_collage_pictures() -> list[np.ndarray]:
+    shots = [phone_screenshot(texture(320, 480, 30 + i), dark=bool(i % 2))[0] for i in range(2)]
+    pic = texture(300, 420, 40)
+    bordered = np.full((360, 480, 3), (30, 90, 200), np.uint8)
+    bordered[30:330, 30:450] = pic
+    collage = np.full((320, 710, 3), 255, np.uint8)
+    collage[10:310, 10:430], collage[10:310, 440:700] = pic, texture(300, 260, 41)
+    turned = np.asarray(Image.fromarray(pic).rotate(4, Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0)))
+    return [jpeg(x) for x in shots + [bordered, collage, turned, texture(400, 300, 42)]]
+
+
+@needs_numba
+def test_query_boxes_same_with_both_backends():
+    """The compiled detector finds exactly the boxes the numpy detector finds."""
+    for rgb in screenshot_and_collage_pictures():
+        numpy_boxes = regions.query_boxes(rgb, backend="numpy")
+        assert regions.query_boxes(rgb, backend="numba") == numpy_boxes
+    assert regions.query_boxes(np.zeros((10, 10, 3), np.uint8), backend="numba") == []
+
+
+def test_query_boxes_backend_choice(monkeypatch):
+    with pytest.raises(ValueError, match="unknown regions backend"):
+        regions.query_boxes(texture(64, 64), backend="cuda")
+    monkeypatch.setenv("NCII_REGIONS_BACKEND", "numpy")
+    assert regions.default_backend() == "numpy"
