@@ -128,10 +128,12 @@ def contacts(answer: Any, *, _depth: int = 0) -> list[Contact]:
     out: list[Contact] = []
     if not isinstance(answer, dict) or _depth > 8:
         return out
-    for entity in answer.get("entities") or []:
+    entities = answer.get("entities")
+    for entity in entities if isinstance(entities, list) else []:
         if not isinstance(entity, dict):
             continue
-        roles = tuple(r.lower() for r in entity.get("roles") or [] if isinstance(r, str))
+        roles_ = entity.get("roles")
+        roles = tuple(r.lower() for r in roles_ if isinstance(r, str)) if isinstance(roles_, list) else ()
         name, emails, phones = parse_jcard(entity.get("vcardArray"))
         handle = entity.get("handle") if isinstance(entity.get("handle"), str) else None
         out.append(Contact(roles=roles, name=name, emails=emails, phones=phones, handle=handle))
