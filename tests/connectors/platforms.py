@@ -131,3 +131,23 @@ def page_of(items: list, size: int, start: int) -> tuple[list, int | None]:
     chunk = items[start:start + size]
     nxt = start + size if start + size < len(items) else None
     return chunk, nxt
+
+
+def end_to_end(engine, url: str, kind: str, plant: Callable[[bytes, Callable[[int], bytes]], None],
+               **options: Any) -> tuple[str, Any, Any]:
+    """Register a case, plant an altered copy of its picture (and decoys) on a fake platform via
+    ``plant(copy_bytes, decoy(seed))``, add the source and poll it twice through the real
+    pipeline. Returns (case reference, first report, second report)."""
+    from monitor.demo import pictures as P
+    from tests.test_pipeline import add_source, jpeg, make_pipeline, register_case
+
+    reference = register_case(engine, seeds=(1,))
+    plant(jpeg(1, P.captioned, 70), lambda seed: jpeg(seed))
+    source_id = add_source(engine, url, kind=kind, **options)
+    pipeline = make_pipeline(engine)
+    try:
+        first = pipeline.poll(source_id)
+        second = pipeline.poll(source_id)
+    finally:
+        pipeline.close()
+    return reference, first, second

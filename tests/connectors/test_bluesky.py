@@ -15,7 +15,7 @@ from connectors.clock import FakeClock
 from connectors.errors import AuthRequired, SourceFormatError
 from connectors.registry import connector_for_url, get_connector
 
-from .platforms import ApiServer, Reply
+from .platforms import ApiServer, Reply, end_to_end
 from .test_mastodon import client
 
 B = get_connector("bluesky")
@@ -205,3 +205,17 @@ def test_malformed_json(fake):
     fake.script = [Reply(data={"feed": {"no": "list"}})]
     with pytest.raises(SourceFormatError, match="expected a JSON list 'feed'"):
         poll(author(fake), None)
+
+
+def test_finds_a_planted_altered_copy_through_the_pipeline(engine, fake):
+    def plant(copy, decoy):
+        for n in fake.posts:
+            fake.server.files[f"/full/{n}.jpg"] = decoy(100 + n)
+        fake.posts[10] = post(10, fake.base)
+        fake.server.files["/full/10.jpg"] = copy
+    ref, first, second = end_to_end(engine, "https://bsky.app/profile/alice.test", "bluesky", plant,
+                                    api_base=fake.base, limit=5)
+    assert first.ok and first.failed == 0, first.error or first.errors
+    assert [m["url"] for m in first.match_list] == [f"{fake.base}/full/10.jpg"]
+    assert first.match_list[0]["case"] == ref
+    assert second.ok and second.new == 0

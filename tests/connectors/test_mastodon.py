@@ -15,7 +15,7 @@ from connectors.errors import AuthRequired, RateLimited, SourceFormatError, Sour
 from connectors.http import HttpClient, HttpSettings
 from connectors.registry import connector_for_url, get_connector
 
-from .platforms import ApiServer, Reply
+from .platforms import ApiServer, Reply, end_to_end
 
 M = get_connector("mastodon")
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -229,3 +229,17 @@ def test_malformed_json_and_wrong_shapes_are_clear_errors(fake):
     fake.script = [Reply(data=[{"id": "9", "media_attachments": "nope"}, "junk", {"no": "id"}])]
     pages, found = poll(settings(fake), None)
     assert found == [] and pages[-1].cursor == {"min_id": "9"}
+
+
+def test_finds_a_planted_altered_copy_through_the_pipeline(engine, fake):
+    def plant(copy, decoy):
+        for n in fake.statuses:
+            fake.server.files[f"/media/{n}.jpg"] = decoy(100 + n)
+        fake.add(11)
+        fake.server.files["/media/11.jpg"] = copy
+    ref, first, second = end_to_end(engine, "https://mastodon.example/tags/cats", "mastodon", plant,
+                                    api_base=fake.base, limit=4, first_pages=5)
+    assert first.ok and first.failed == 0, first.error or first.errors
+    assert [m["url"] for m in first.match_list] == [f"{fake.base}/media/11.jpg"]
+    assert first.match_list[0]["case"] == ref and first.alerts == 1
+    assert second.ok and second.listed == 0 and second.new == 0
