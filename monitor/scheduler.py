@@ -172,6 +172,9 @@ class MonitorService:
         self.sync_jobs()
         scheduler.add_job(self.housekeeping, IntervalTrigger(seconds=self.housekeeping_seconds, timezone=dt.timezone.utc),
                           id="housekeeping", jobstore="memory", replace_existing=True)
+        from monitor.takedowns.service import register_tracking  # issue 8: re-checks, deadlines, escalation
+
+        register_tracking(self, scheduler)
         return scheduler
 
     def housekeeping(self) -> None:
