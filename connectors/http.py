@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import random
 import socket
 import ssl
@@ -64,6 +65,20 @@ from .robots import RobotsCache
 from .sniff import SNIFF_BYTES, Sniffed, sniff
 
 PROJECT = "ncii-monitor"
+
+
+class _NoQueryStrings(logging.Filter):
+    """urllib3 logs each request line at DEBUG; query strings can carry search terms (watch
+    terms are personal data), so they are cut from its records before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.split("?", 1)[0] + "?<query hidden>" if isinstance(a, str) and "?" in a
+                                else a for a in record.args)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_NoQueryStrings())
 CONTACT_URL_DEFAULT: str | None = None
 
 
