@@ -124,3 +124,104 @@ def test_monitor_once_polls_what_is_due_and_reports(cli, site, engine):
     assert health["down"]["state"] == "failing" and health["down"]["consecutive_failures"] == 2
     assert health["feed"]["state"] == "ok" and health["feed"]["candidates"] == {"done": 2}
     assert cli("monitor", "send-alerts")["pending"] == 1
+
+
+# --- platform sources: credentials, needs-credentials, dry runs ---------------------------------------
+
+@pytest.fixture
+def mastodon():
+    from tests.connectors.test_mastodon import FakeMastodon
+
+    f = FakeMastodon(n=5)
+    yield f
+    f.close()
+
+
+def test_platform_source_credentials_are_never_on_argv_never_shown_and_rotate(cli, mastodon, engine, tmp_path,
+                                                                                monkeypatch):
+    from sqlalchemy import text
+
+    mastodon.token = "tok-first-0001"
+    url = "https://mastodon.example/public/local"
+    refused = cli("source", "add", "mastodon", url, "--set", "access_token=tok-first-0001", code=2)["error"]
+    assert refused["code"] == "secret-on-command-line" and "tok-first" not in refused["message"]
+    token = tmp_path / "token.txt"
+    token.write_text("tok-first-0001\n")
+    added = cli("source", "add", "mastodon", url, "--name", "masto", "--set", f"api_base={mastodon.base}",
+                "--token-file", str(token))["source"]
+    assert added["settings"]["access_token"] == "***" and added["settings"]["timeline"] == "local"
+    shown = runner.invoke(app, ["source", "show", "masto"])
+    assert "tok-first" not in shown.stdout and "***" in shown.stdout
+    with engine.connect() as conn:
+        raw = conn.execute(text("SELECT settings, secrets_enc FROM sources")).one()
+    assert "tok-first" not in json.dumps(raw[0]) and b"tok-first" not in bytes(raw[1])
+
+    dry = cli("source", "test", "masto")
+    assert dry["listed"] == 5 and dry["items"][0]["media_url"].startswith(mastodon.base)
+
+    # the server revokes the token: the source needs credentials and is not hammered
+    mastodon.token = "tok-second-0002"
+    polled = cli("monitor", "once", "--source", "masto", code=1)["sources"][0]
+    assert polled["error"]["code"] == "auth-needed" and "tok-" not in json.dumps(polled)
+    health = cli("source", "show", "masto")["source"]
+    assert health["state"] == "needs-credentials" and "ncii source credentials masto" in health["last_error"]
+    assert health["backoff_seconds"] >= 3600
+    listed = runner.invoke(app, ["source", "list"])
+    assert "NEEDS CREDENTIALS" in listed.stdout
+    assert cli("monitor", "once")["polled"] == 0  # not due again until credentials change
+
+    monkeypatch.setenv("MASTO_TOKEN", "tok-second-0002")
+    rotated = cli("source", "credentials", "masto", "--token-env", "MASTO_TOKEN")
+    assert rotated["changed"] == ["access_token"] and rotated["source"]["state"] != "needs-credentials"
+    again = cli("monitor", "once")
+    assert again["polled"] == 1 and again["sources"][0]["ok"]
+    with engine.connect() as conn:
+        details = [json.dumps(r[0]) for r in conn.execute(text("SELECT details FROM audit_log"))]
+    assert any("access_token" in d for d in details) and not any("tok-" in d for d in details)
+
+    assert cli("source", "credentials", "masto", "--secret-env", "client_secret=X", code=2)["ok"] is False
+    assert cli("source", "credentials", "masto", code=2)["error"]["code"] == "usage"
+    assert cli("source", "credentials", "masto", "--token-env", "UNSET_VAR_X", code=2)["error"]["code"] == \
+        "empty-secret"
+    assert cli("source", "credentials", "nope", "--token-env", "MASTO_TOKEN", code=4)["ok"] is False
+
+
+def test_adding_platform_sources_by_the_urls_people_copy(cli):
+    m = cli("source", "add", "mastodon", "https://m.example/tags/SomeTag")["source"]
+    assert m["kind"] == "mastodon" and m["settings"]["target"] == "SomeTag" and m["name"] == "m.example-mastodon"
+    a = cli("source", "add", "auto", "https://m.example/@someone")["source"]
+    assert a["kind"] == "mastodon" and a["settings"]["timeline"] == "account"
+    b = cli("source", "add", "bluesky", "https://bsky.app/profile/alice.bsky.social")["source"]
+    assert b["settings"]["mode"] == "author" and b["settings"]["actor"] == "alice.bsky.social"
+    s = cli("source", "add", "bluesky", "--search", "a name", "--set", "identifier=me.test")["source"]
+    assert s["settings"]["mode"] == "search" and s["settings"]["query"] == "***" and "a name" not in json.dumps(s)
+    w = cli("source", "add", "bluesky", "--watch-terms", "--name", "bsky-terms")["source"]
+    assert w["settings"]["use_watch_terms"] is True
+    r = cli("source", "add", "reddit", "https://www.reddit.com/r/pics/", "--search", "x y")["source"]
+    assert r["settings"]["subreddit"] == "pics" and r["settings"]["include_new"] is True
+    lem = cli("source", "add", "auto", "https://lemmy.example/c/pics")["source"]
+    assert lem["kind"] == "lemmy" and lem["settings"]["community"] == "pics"
+    err = cli("source", "add", "mastodon", "https://m.example/about", code=2)["error"]
+    assert "tags/NAME" in err["message"]
+    assert cli("source", "add", "bluesky", code=2)["error"]["code"] == "invalid-source"
+    assert "not supported" in cli("source", "add", "lemmy", "https://l.example/c/x", "--watch-terms",
+                                  code=2)["error"]["message"]
+    kinds = {k["kind"]: k for k in cli("source", "kinds")["kinds"]}
+    assert {"mastodon", "bluesky", "reddit", "lemmy"} <= set(kinds)
+    assert "client_secret" in kinds["reddit"]["secret"] and all(f["help"] for f in kinds["reddit"]["settings"])
+    assert "watch_terms" not in {f["name"] for f in kinds["bluesky"]["settings"]}
+
+
+def test_add_help_explains_every_platform_setting():
+    import dataclasses
+
+    from connectors.registry import CONNECTORS
+
+    out = " ".join(runner.invoke(app, ["source", "add", "--help"], env={"COLUMNS": "400"}).stdout.split())
+    for kind in ("mastodon", "bluesky", "reddit", "lemmy"):
+        assert kind.upper() in out
+        for f in dataclasses.fields(CONNECTORS[kind].settings_class):
+            if f.name != "url" and not f.metadata.get("transient"):
+                assert f"{f.name}:" in out, (kind, f.name)
+    for option in ("--token-file", "--token-env", "--ask-token", "--secret-file", "--search", "--watch-terms"):
+        assert option in out
