@@ -51,3 +51,19 @@ def test_demo_prints_the_matches_and_the_alerts_it_would_send(tmp_path, monkeypa
     assert "5. One monitor pass" in out and "source demo-feed (rss)" in out
     assert "matches (awaiting review by a person)" in out
     assert "alert (dry run; not sent)" in out and "Subject: [ncii] possible copy found for case NC-" in out
+
+
+def test_demo_sends_a_take_it_down_notice_and_records_the_removal(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCII_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NCII_HASH_WORKERS", "0")
+    for k in ("NCII_SMTP_HOST", "NCII_WEBHOOK_URL", "NCII_DATABASE_URL", "NCII_SECRET_KEY"):
+        monkeypatch.delenv(k, raising=False)
+    data = json.loads(runner.invoke(app, ["demo", "--json", "--dir", str(tmp_path / "demo")]).stdout)
+    t = data["takedown"]
+    assert t["notice"]["type"] == "take_it_down" and t["notice"]["elements"]["ok"]
+    assert [m["to"] for m in t["received"]] == [["takedowns@demo-board.test"]]
+    assert t["received"][0]["message_id"] == t["notice"]["message_id"] and t["received"][0]["attachments"]
+    assert t["notice"]["state"] == "removed" and t["notice"]["removed_at"] and t["sighting_gone_at"]
+    assert all(u["gone_reason"] == "gone-404" for u in t["notice"]["urls"])
+    [row] = t["report"]
+    assert (row["platform"], row["sent"], row["removed"], row["within_deadline_share"]) == ("demo-board", 1, 1, 1.0)

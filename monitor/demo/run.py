@@ -60,6 +60,7 @@ class DemoResult:
     once: OnceReport = field(default_factory=OnceReport)
     alerts: list[dict] = field(default_factory=list)
     alert_delivery: list[str] = field(default_factory=list)
+    takedown: dict = field(default_factory=dict)  # issue 8: the notice drafted, sent and tracked
 
     @property
     def matches(self) -> list[dict]:
@@ -77,7 +78,8 @@ class DemoResult:
                 "hash_file_bytes": self.hash_file_bytes, "site": self.site_url, "planted": self.planted,
                 "planted_found": sum(1 for p in self.planted if p["file"] in found),
                 "unrelated": len(UNRELATED_SEEDS), "sources": self.sources, "pass": self.once.to_dict(),
-                "matches": self.matches, "alerts": self.alerts, "alert_delivery": self.alert_delivery}
+                "matches": self.matches, "alerts": self.alerts, "alert_delivery": self.alert_delivery,
+                "takedown": self.takedown}
 
 
 def _build_site(site: LoopbackSite, originals: list, planted: list[dict]) -> tuple[str, str]:
@@ -183,6 +185,9 @@ def run_demo(base: Path, say: Callable[[str], None] = lambda _m: None, jobs: int
                 f"{r.new_matches} new match(es)" + (f", FAILED: {r.error['message']}" if r.error else ""))
         say(f"6. Alerts: {once.alerts.sent} " + ("sent" if channels else "written to the dry-run sink (set "
             "NCII_SMTP_* or NCII_WEBHOOK_* and pass --send-alerts to deliver them)") + ".")
+        from monitor.demo.takedown import run_takedown_demo  # issue 8
+
+        takedown = run_takedown_demo(engine, settings, site, case.reference, say)
     finally:
         if service is not None:
             service.shutdown()
@@ -190,4 +195,4 @@ def run_demo(base: Path, say: Callable[[str], None] = lambda _m: None, jobs: int
         engine.dispose()
     return DemoResult(case.reference, data_dir, len(hash_text.encode()), summary.added, site_url=site.url("/"),
                       planted=planted, sources=added, once=once, alerts=delivered,
-                      alert_delivery=[c.name for c in (channels or [dry])])
+                      alert_delivery=[c.name for c in (channels or [dry])], takedown=takedown)
