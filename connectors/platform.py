@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from requests.structures import CaseInsensitiveDict
+
 from .base import (TRANSIENT, Candidate, Connector, Cursor, Media, MediaType, Page, SearchTerm,
                    SourceSettings)
 from .errors import (AuthRequired, ConnectorError, FetchError, HttpStatus, RateLimited,
@@ -177,7 +179,9 @@ class RateBudget:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], now: float) -> "RateBudget":
         """Reads X-RateLimit-* (Mastodon, Lemmy), X-Ratelimit-Used/Remaining/Reset (Reddit) and
-        RateLimit-* (Bluesky, the IETF draft)."""
+        RateLimit-* (Bluesky, the IETF draft); header names in any case."""
+        headers = CaseInsensitiveDict(headers)
+
         def first(*names: str) -> str | None:
             for n in names:
                 v = headers.get(n)
