@@ -209,6 +209,8 @@ def query_boxes(rgb: np.ndarray, *, backend: str | None = None) -> list[tuple[st
     if rgb.ndim != 3 or rgb.shape[0] < MIN_REGION_SIDE or rgb.shape[1] < MIN_REGION_SIDE:
         return []
     h, w = rgb.shape[:2]
+    if min(h, w) < math.ceil(max(h, w) / DETECT_SIDE):
+        return []  # a strip so thin that the detector's reduced copy would have no rows (or columns) left
     px = _Reduced(rgb, numba=name == "numba")
     whole_small = (0, 0, px.h, px.w)
     found: list[tuple[str, Box]] = []

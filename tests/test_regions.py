@@ -364,3 +364,12 @@ def test_query_boxes_backend_choice(monkeypatch):
         regions.query_boxes(texture(64, 64), backend="cuda")
     monkeypatch.setenv("NCII_REGIONS_BACKEND", "numpy")
     assert regions.default_backend() == "numpy"
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + (["numba"] if kernels.HAVE_NUMBA else []))
+def test_very_thin_strips_have_no_regions(backend):
+    """A 32 x 24000 banner leaves no row in the detector's reduced copy: no regions, no crash."""
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 24000, 3), dtype=np.uint8)
+    assert regions.query_boxes(rgb, backend=backend) == []
+    assert regions.query_boxes(rgb.transpose(1, 0, 2), backend=backend) == []
+
