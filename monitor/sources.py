@@ -154,9 +154,10 @@ def summarize(source: Source, counts: Mapping[str, int] | None = None) -> Source
     """The summary of one source row."""
     redacted = dict(source.settings or {})
     connector = CONNECTORS.get(source.kind)
-    if connector is not None:
+    if connector is not None and connector.settings_class.secret_fields:
+        stored = _stored_secret_names(source)
         for name in connector.settings_class.secret_fields:
-            redacted[name] = "***"
+            redacted[name] = "***" if name in stored else ""  # set or not; the value never
     return SourceSummary(
         name=source.name, kind=source.kind, url=source.url, enabled=source.enabled,
         interval_seconds=source.interval_seconds, jitter_seconds=source.jitter_seconds,
@@ -166,6 +167,15 @@ def summarize(source: Source, counts: Mapping[str, int] | None = None) -> Source
         backoff_seconds=source.backoff_seconds, last_error_code=source.last_error_code,
         last_error=source.last_error, conditional=_has_validators(source.cursor),
         candidates=dict(counts or {}))
+
+
+def _stored_secret_names(source: Source) -> set[str]:
+    """Which secret settings hold a value (decrypted only to look; the values are dropped)."""
+    try:
+        data = json.loads(source.secrets) if source.secrets else {}
+    except (ValueError, TypeError):
+        return set()
+    return {k for k, v in data.items() if v} if isinstance(data, dict) else set()
 
 
 def _has_validators(cursor: Any) -> bool:

@@ -189,6 +189,7 @@ def test_platform_source_credentials_are_never_on_argv_never_shown_and_rotate(cl
 def test_adding_platform_sources_by_the_urls_people_copy(cli):
     m = cli("source", "add", "mastodon", "https://m.example/tags/SomeTag")["source"]
     assert m["kind"] == "mastodon" and m["settings"]["target"] == "SomeTag" and m["name"] == "m.example-mastodon"
+    assert m["settings"]["access_token"] == ""  # shown as not set; a stored one shows as ***
     a = cli("source", "add", "auto", "https://m.example/@someone")["source"]
     assert a["kind"] == "mastodon" and a["settings"]["timeline"] == "account"
     b = cli("source", "add", "bluesky", "https://bsky.app/profile/alice.bsky.social")["source"]
