@@ -37,7 +37,7 @@ from monitor.models import (Media, MediaSighting, NoticeKind, NoticeState, Taked
                             utcnow)
 from monitor.takedowns import notices as N
 from monitor.takedowns.config import TakedownSettings, profiles
-from monitor.takedowns.recipients import Recipient, RecipientFinder, host_of
+from monitor.takedowns.recipients import Recipient, RecipientFinder
 
 log = logging.getLogger(__name__)
 

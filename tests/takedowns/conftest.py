@@ -16,7 +16,7 @@ from monitor import db, registry
 from monitor.demo import pictures as P
 from sqlalchemy import select
 
-from monitor.models import Case, Match, Media, MediaSighting, ReviewStatus
+from monitor.models import Case, Match, Media, MediaSighting
 from monitor.settings import SmtpSettings
 from monitor.takedowns.config import TakedownSettings
 
@@ -37,22 +37,11 @@ def picture_bytes(seed: int) -> bytes:
 
 
 def confirm(engine, match_id: int, reviewer: str = "test:advocate") -> None:
-    """Confirm a match as the review code does (monitor.review.confirm when it exists)."""
-    try:
-        from monitor import review  # issue 7
-        confirm_fn = getattr(review, "confirm", None)
-    except ImportError:
-        confirm_fn = None
-    if confirm_fn is not None:
-        try:
-            with db.transaction(engine) as s:
-                confirm_fn(s, match_id, actor=reviewer)
-            return
-        except TypeError:
-            pass  # its signature differs: fall back to what it records
+    """Confirm a match the way a person does (monitor.review.confirm, issue 7)."""
+    from monitor import review
+
     with db.transaction(engine) as s:
-        m = s.get(Match, match_id)
-        m.review_status, m.reviewer, m.reviewed_at = ReviewStatus.CONFIRMED.value, reviewer, T0
+        review.confirm(s, match_id, actor=reviewer)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from monitor import db
 from monitor.demo.site import LoopbackSite, Route
-from monitor.models import MediaSighting, NoticeState, TakedownNotice, TakedownNoticeUrl
+from monitor.models import MediaSighting, TakedownNotice, TakedownNoticeUrl
 from monitor.takedowns import delivery, reports, tracking
 from monitor.takedowns import notices as N
 from tests.takedowns.conftest import T0, add_copy, make_case, picture_bytes
@@ -189,7 +189,6 @@ def test_a_reupload_after_removal_is_flagged_with_a_follow_up(engine, tsettings,
 
 
 def test_report_figures_on_known_data(engine):
-    from monitor.models import utcnow
     case = make_case(engine, "US")
     rows = [  # (sent hours after T0, removed hours after sent or None)
         (0, 10), (0, 20), (0, 30), (0, 40), (0, 100), (0, None)]

@@ -3,18 +3,16 @@ element), and a notice missing an element cannot be approved."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import pytest
 from sqlalchemy import select
 
 from monitor import db
-from monitor.models import AuditEntry, NoticeState, TakedownNotice
+from monitor.models import AuditEntry, NoticeState
 from monitor.takedowns import elements as E
 from monitor.takedowns import notices as N
-from monitor.takedowns.config import PRIMARY_TYPES, TakedownSettings, notice_types, profile_for, profiles
-from monitor.takedowns.recipients import Recipient
+from monitor.takedowns.config import TakedownSettings, notice_types, profile_for, profiles
 from monitor.takedowns.render import render
 from tests.takedowns.conftest import ORG, T0, add_copy, make_case, picture_bytes
 
