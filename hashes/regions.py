@@ -449,8 +449,10 @@ class _Reduced:
             return None
         sizes = np.bincount(labels.ravel())[1:]
         k = int(np.argmax(sizes)) + 1
-        sl = ndimage.find_objects(labels)[k - 1]
-        t, b, l, r = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+        # bounding box of blob k alone (find_objects would box every blob, and photos have hundreds)
+        mine = labels == k
+        rows, cols = np.flatnonzero(mine.any(axis=1)), np.flatnonzero(mine.any(axis=0))
+        t, b, l, r = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         if b - t < _MIN_PART * self.h or r - l < _MIN_PART * self.w or b - t < 16 or r - l < 16:
             return None
         if sizes[k - 1] < 0.8 * (b - t) * (r - l):
