@@ -150,6 +150,9 @@ class RedditConnector(PlatformConnector):
         for key, term, case_id in s.searches(s.query):
             listings.append((key, f"{s.base}/r/{sub}/search",
                              {"q": term, "restrict_sr": "1", "sort": "new", "t": "all"}, case_id))
+        if not listings:
+            yield Page((), state, ("no watch terms of active cases to search for",))
+            return
         keep = {key for key, _, _, _ in listings}
         for key in [k for k in state if k not in keep]:
             del state[key]

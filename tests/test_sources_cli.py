@@ -145,6 +145,8 @@ def test_platform_source_credentials_are_never_on_argv_never_shown_and_rotate(cl
     url = "https://mastodon.example/public/local"
     refused = cli("source", "add", "mastodon", url, "--set", "access_token=tok-first-0001", code=2)["error"]
     assert refused["code"] == "secret-on-command-line" and "tok-first" not in refused["message"]
+    assert cli("source", "add", "auto", url, "--set", "access_token=tok-first-0001",
+               code=2)["error"]["code"] == "secret-on-command-line"
     token = tmp_path / "token.txt"
     token.write_text("tok-first-0001\n")
     added = cli("source", "add", "mastodon", url, "--name", "masto", "--set", f"api_base={mastodon.base}",

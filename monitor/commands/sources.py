@@ -193,15 +193,15 @@ def source_add(
     def body():
         nonlocal url
         with _source_errors():
-            options = _options(set_, sources.secret_fields(kind) if kind != "auto" else frozenset())
+            # The kind `auto` would pick: needed now to know which settings are credentials.
+            effective = kind if kind != "auto" else (sources.resolve_connector(url, "auto").kind if url else kind)
+            options = _options(set_, sources.secret_fields(effective) if effective != "auto" else frozenset())
             if search is not None:
                 options["query"] = search
             if watch_terms:
                 options["use_watch_terms"] = "true"
-            if kind != "auto":
-                options.update(_credentials(kind, token_file, token_env, ask_token, secret_file, secret_env))
-            elif token_file or token_env or ask_token or secret_file or secret_env:
-                raise sources.InvalidSource("name the KIND to give credentials")
+            if effective != "auto":
+                options.update(_credentials(effective, token_file, token_env, ask_token, secret_file, secret_env))
             if not url:
                 if kind == "bluesky" and (search is not None or watch_terms):
                     url = "https://bsky.app/search"

@@ -252,3 +252,9 @@ def test_finds_a_planted_altered_copy_through_the_pipeline(engine, fake):
     assert [m["url"] for m in first.match_list] == [f"{fake.base}/g/m2.jpg"]
     assert first.match_list[0]["case"] == ref
     assert second.ok and second.new == 0
+
+
+def test_searches_only_without_terms_still_yields_a_page(fake):
+    pages, found = poll(sub(fake, include_new=False, use_watch_terms=True), {"t3": [1.0, "x"]})
+    assert found == [] and len(pages) == 1 and "no watch terms" in pages[0].notes[0]
+    assert not fake.server.requests
