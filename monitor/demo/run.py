@@ -61,6 +61,7 @@ class DemoResult:
     alerts: list[dict] = field(default_factory=list)
     alert_delivery: list[str] = field(default_factory=list)
     takedown: dict = field(default_factory=dict)  # issue 8: the notice drafted, sent and tracked
+    case_secret: str = field(default="", repr=False)  # issue 7: for `ncii serve`'s self-service demo
 
     @property
     def matches(self) -> list[dict]:
@@ -115,7 +116,8 @@ def _build_site(site: LoopbackSite, originals: list, planted: list[dict]) -> tup
 
 
 def run_demo(base: Path, say: Callable[[str], None] = lambda _m: None, jobs: int | None = None,
-             send_alerts: bool = False, show_alert: Callable[[dict], None] | None = None) -> DemoResult:
+             send_alerts: bool = False, show_alert: Callable[[dict], None] | None = None,
+             site: LoopbackSite | None = None) -> DemoResult:
     """Run the whole demo in `base` (wiped first) with its own SQLite database and key.
 
     send_alerts=True delivers the alerts through the configured channels (NCII_SMTP_*,
@@ -152,7 +154,8 @@ def run_demo(base: Path, say: Callable[[str], None] = lambda _m: None, jobs: int
                                     hash_workers=jobs, concurrency=2))
     engine = db.open_database(settings)
     service = None
-    site = LoopbackSite()
+    keep_site = site is not None  # `ncii serve` keeps the site up so previews can be fetched
+    site = site or LoopbackSite()
     try:
         with db.transaction(engine) as s:
             case = registry.create_case(s, jurisdiction="GB", label="demo case", actor=ACTOR)
@@ -191,8 +194,10 @@ def run_demo(base: Path, say: Callable[[str], None] = lambda _m: None, jobs: int
     finally:
         if service is not None:
             service.shutdown()
-        site.close()
+        if not keep_site:
+            site.close()
         engine.dispose()
     return DemoResult(case.reference, data_dir, len(hash_text.encode()), summary.added, site_url=site.url("/"),
                       planted=planted, sources=added, once=once, alerts=delivered,
-                      alert_delivery=[c.name for c in (channels or [dry])], takedown=takedown)
+                      alert_delivery=[c.name for c in (channels or [dry])], takedown=takedown,
+                      case_secret=case.secret)

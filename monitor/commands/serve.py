@@ -1,0 +1,116 @@
+"""`ncii serve`: the web app and the monitor's scheduler in one process.
+
+On the embedded default with nothing set up (no NCII_DATABASE_URL, no staff account yet) it
+serves the demo: the scripted demo's data in its own folder, its loopback site kept up so previews
+work, and two demo accounts whose random passwords are printed once. Ctrl-C (or SIGTERM) stops
+the web server and then the scheduler cleanly.
+
+Exit codes: 0 stopped cleanly; 2 usage error; 3 the database or the port is unavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from monitor.commands.registry import EXIT_UNAVAILABLE, CommandFailed, _errors
+from monitor.settings import Settings
+
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve_command(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 in a container)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    demo: Optional[bool] = typer.Option(None, "--demo/--no-demo",
+                                        help="Serve the demo (default: only when nothing is set up)."),
+    scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler",
+                                   help="Also poll the sources on their schedules (default: yes)."),
+) -> None:
+    """Run the web app (review, cases, sources, self-service, API) and the monitor's scheduler."""
+    import uvicorn
+
+    from monitor import accounts, db
+    from monitor.demo import serve as demo_serve
+    from monitor.pipeline import http_client
+    from monitor.scheduler import MonitorService
+    from monitor.web import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        with _errors():
+            settings = Settings.load()
+            if not _port_free(host, port):
+                raise CommandFailed(EXIT_UNAVAILABLE, "port-in-use", f"cannot listen on {host}:{port}: the address "
+                                                                     "is in use (choose another with --port)")
+            use_demo = demo_serve.wants_demo(settings) if demo is None else demo
+            site = None
+            if use_demo:
+                base = settings.data_dir / "demo-serve"
+                _out.print(Text(f"Nothing is set up yet: serving the demo (its own database in {base})."))
+                prepared = demo_serve.prepare(base, say=lambda m: _out.print(Text(m)))
+                settings, site = prepared.settings, prepared.site
+            engine = db.open_database(settings)
+    except CommandFailed as e:
+        _err.print(Text(f"error: {e.message}"))
+        raise typer.Exit(e.exit_code) from None
+    http = http_client(settings.monitor)
+    app = create_app(engine, settings, http_client=http)
+    service = None
+    try:
+        if scheduler:
+            service = MonitorService(engine, settings)
+            sched = service.start()
+            from apscheduler.triggers.interval import IntervalTrigger
+
+            def purge() -> None:
+                with db.transaction(engine) as s:
+                    accounts.purge_expired_sessions(s)
+            sched.add_job(purge, IntervalTrigger(minutes=30), id="web-sessions", jobstore="memory",
+                          replace_existing=True)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}/"
+        _out.print(Text(f"\nThe web app: {url}  (Ctrl-C stops it)"))
+        if use_demo:
+            _out.print(Text(f"Demo: {prepared.matches} match(es) of case {prepared.case_reference} wait for review."))
+            for name, password in prepared.passwords.items():
+                _out.print(Text(f"  sign in as {name} with password {password}  (shown once)"))
+            if prepared.case_secret:
+                _out.print(Text(f"  victim self-service: {url}self-service with reference {prepared.case_reference} "
+                                f"and secret {prepared.case_secret}"))
+        else:
+            with db.session(engine) as s:
+                if accounts.count_users(s) == 0:
+                    _out.print(Text("No staff account yet: create the first admin with "
+                                    "`ncii user add NAME --role admin`."))
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True,
+                                      server_header=False)).run()
+    finally:
+        if service is not None:
+            service.shutdown()
+        http.close()
+        if site is not None:
+            site.close()
+        engine.dispose()
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ncii serve`."""
+    app.command("serve")(serve_command)
