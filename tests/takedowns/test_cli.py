@@ -19,7 +19,7 @@ runner = CliRunner()
 def _env(env, smtp=None):
     out = dict(env, NCII_ORG_NAME="Helpline Example", NCII_ORG_EMAIL="notices@helpline.example",
                NCII_ORG_SIGNATORY="Alex Advocate", NCII_ORG_ADDRESS="1 Example Street", NCII_HTTP_ALLOW_LOOPBACK="1",
-               NCII_HTTP_MIN_INTERVAL="0", NCII_HTTP_RETRIES="0", NCII_TAKEDOWN_BCC="")
+               NCII_HTTP_MIN_INTERVAL="0", NCII_HTTP_RETRIES="0")
     if smtp is not None:
         out.update(NCII_SMTP_HOST="127.0.0.1", NCII_SMTP_PORT=str(smtp.port), NCII_SMTP_SECURITY="none",
                    NCII_SMTP_TO="advocate@helpline.example", NCII_SMTP_FROM="notices@helpline.example")

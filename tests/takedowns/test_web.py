@@ -1,0 +1,75 @@
+"""The web app's notices tab and overdue list (TestClient, signed-in advocates, CSRF, access rules),
+on the web tests' world (tests/web/conftest.py) and a real SMTP server."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from monitor import db, review
+from monitor.models import TakedownNotice
+from tests.web.conftest import clients, csrf_of, world  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("loopback_only")
+
+
+@pytest.fixture(autouse=True)
+def _organisation(monkeypatch):
+    for k, v in (("NCII_ORG_NAME", "Helpline Example"), ("NCII_ORG_EMAIL", "notices@helpline.example"),
+                 ("NCII_ORG_SIGNATORY", "Alex Advocate")):
+        monkeypatch.setenv(k, v)
+
+
+def test_notices_tab_draft_edit_approve_send_and_overdue_list(world, clients, smtp_server):  # noqa: F811
+    box, smtp = smtp_server
+    world.app.state.settings = dataclasses.replace(world.app.state.settings, smtp=smtp)
+    alice, bob = clients["alice"], clients["bob"]
+    ref = world.cases["a"]
+    with db.transaction(world.engine) as s:
+        review.confirm(s, world.matches["a"], actor="user:alice")
+    tab = alice.get(f"/cases/{ref}/notices")
+    assert tab.status_code == 200 and "Draft notices" in tab.text
+    assert alice.post(f"/cases/{ref}/notices", data={"notice_type": ""}).status_code == 403  # no CSRF token
+    r = alice.post(f"/cases/{ref}/notices", data={"csrf_token": csrf_of(tab.text), "notice_type": "take_it_down"},
+                   follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = alice.get(r.headers["location"])
+    nid = int(r.headers["location"].rsplit("/", 1)[1])
+    assert page.status_code == 200 and "all present" in page.text and "takedowns@demo-board.test" in page.text
+    assert "you decide whether it is sent" in page.text  # the note for the advocate
+    assert bob.get(f"/notices/{nid}").status_code == 404  # another advocate's case: not visible
+    with db.session(world.engine) as s:
+        n = s.get(TakedownNotice, nid)
+        body, subject = n.body, n.subject
+    token = csrf_of(page.text)
+    # An edit that drops the URLs: the page names the missing element and approval is refused.
+    r = alice.post(f"/notices/{nid}/edit", data={"csrf_token": token, "subject": subject, "to_email":
+                                                 "takedowns@demo-board.test", "form_url": "",
+                                                 "body": body.replace("http://", "hxxp://")}, follow_redirects=True)
+    assert "missing: identification" in r.text
+    refused = alice.post(f"/notices/{nid}/approve", data={"csrf_token": token})
+    assert refused.status_code == 422 and "identification" in refused.text
+    alice.post(f"/notices/{nid}/edit", data={"csrf_token": token, "subject": subject, "body": body,
+                                             "to_email": "takedowns@demo-board.test", "form_url": ""})
+    assert alice.post(f"/notices/{nid}/approve", data={"csrf_token": token}).status_code == 200
+    assert alice.post(f"/notices/{nid}/send", data={"csrf_token": token}).status_code == 200
+    # To the platform, and a copy to the organisation (what a person checks if a delivery is ever uncertain).
+    assert len(box.messages) == 1
+    assert box.messages[0].rcpt_tos == ["takedowns@demo-board.test", "notices@helpline.example"]
+    assert alice.post(f"/notices/{nid}/send", data={"csrf_token": token}).status_code == 200
+    assert len(box.messages) == 1  # never twice
+    pdf = alice.get(f"/notices/{nid}/notice.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert b"Message-ID" in alice.get(f"/notices/{nid}/notice.eml").content
+    # Past its deadline it is listed on the dashboard (alice's), never on bob's.
+    with db.transaction(world.engine) as s:
+        n = s.get(TakedownNotice, nid)
+        n.deadline_at = n.sent_at - dt.timedelta(hours=1)
+    dash = alice.get("/")
+    assert "Overdue takedown notices" in dash.text and f"/notices/{nid}" in dash.text
+    assert f"/notices/{nid}" not in bob.get("/").text
+    assert f"/notices/{nid}" in alice.get("/notices").text
+    mark = alice.post(f"/notices/{nid}/mark", data={"csrf_token": token, "state": "acknowledged", "ticket": "X-1"})
+    assert mark.status_code == 200 and "X-1" in mark.text
