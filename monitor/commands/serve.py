@@ -54,6 +54,8 @@ def serve_command(
     from monitor.web import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for quiet in ("alembic", "apscheduler"):
+        logging.getLogger(quiet).setLevel(logging.WARNING)
     try:
         with _errors():
             settings = Settings.load()
@@ -89,7 +91,7 @@ def serve_command(
         url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}/"
         _out.print(Text(f"\nThe web app: {url}  (Ctrl-C stops it)"))
         if use_demo:
-            _out.print(Text(f"Demo: {prepared.matches} match(es) of case {prepared.case_reference} wait for review."))
+            _out.print(Text(f"Demo: {prepared.matches} match(es) found for case {prepared.case_reference}; review them in the app."))
             for name, password in prepared.passwords.items():
                 _out.print(Text(f"  sign in as {name} with password {password}  (shown once)"))
             if prepared.case_secret:

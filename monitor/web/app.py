@@ -86,4 +86,6 @@ def create_app(engine: Engine, settings: Settings, *, http_client=None) -> FastA
     app.include_router(users.router)
     app.include_router(selfservice.router)
     app.include_router(api.router)
+    from monitor.web.routes import takedowns  # noqa: E402  issue 8: notices tab, overdue list
+    app.include_router(takedowns.router)
     return app

@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from connectors.http import HttpClient, HttpSettings
-from monitor import accounts, db, registry
+from monitor import accounts, db, registry, sources
 from monitor.demo import pictures as P
-from monitor.demo.site import LoopbackSite, Route
+from monitor.demo.site import LoopbackSite, Route, rss_feed
 from monitor.models import Case, CaseAssignment, Match, Media, MediaSighting, Source, SourceCandidate, utcnow
 
 BASE_URL = "http://127.0.0.1"
@@ -48,11 +48,9 @@ def add_match(engine, case_ref: str, site: LoopbackSite, name: str, *, page_url:
         case = s.query(Case).filter_by(reference=case_ref).one()
         source = s.query(Source).filter_by(name="fixture-feed").one_or_none()
         if source is None:
-            source = Source(name="fixture-feed", kind="rss", url=site.url("/feed.xml"), settings={},
-                            interval_seconds=900, jitter_seconds=0, enabled=True, consecutive_failures=0,
-                            backoff_seconds=0, created_at=now, updated_at=now)
-            s.add(source)
-            s.flush()
+            site.add("/feed.xml", Route(rss_feed(site.url(""), "fixture", []), "application/rss+xml"))
+            sources.add_source(s, site.url("/feed.xml"), kind="rss", name="fixture-feed", interval=900, actor="test")
+            source = s.query(Source).filter_by(name="fixture-feed").one()
         media = Media(sha256=hashlib.sha256(body + name.encode()).hexdigest(), md5="0" * 32, url=media_url,
                       page_url=page_url, source="fixture-feed", first_seen_at=now, last_seen_at=now, width=320,
                       height=240, format="jpeg", hashes=[], status="hashed")
@@ -127,3 +125,22 @@ def clients(world) -> Iterator[dict[str, TestClient]]:
     yield out
     for c in out.values():
         c.close()
+
+
+_HASH_FILES: dict[int, bytes] = {}
+
+
+def make_hash_file(seed: int) -> bytes:
+    """A hash file (as `ncii hash` writes it) of one synthetic picture."""
+    if seed not in _HASH_FILES:
+        import io
+
+        from hashes.compute import HashOptions, hash_bytes
+        from hashes.hashfile import HashFileWriter, make_header
+
+        buf = io.StringIO()
+        w = HashFileWriter(buf, "jsonl", make_header(HashOptions().algorithms, "register", "ncii test"))
+        w.write(hash_bytes(P.jpeg_bytes(P.picture(seed), 90), options=HashOptions()))
+        w.close()
+        _HASH_FILES[seed] = buf.getvalue().encode()
+    return _HASH_FILES[seed]

@@ -54,7 +54,10 @@ def edit(request: Request, user: User, name: str, interval: str | None, options:
     try:
         with writing(request) as s:
             source = _get(s, name, lock=True)
-            connector, current = sources.connector_settings(s, source)
+            try:
+                connector, current = sources.connector_settings(s, source)
+            except SourceSettingsError as e:
+                raise sources.InvalidSource(f"the stored settings are not valid: {e}") from None
             secret = connector.settings_class.secret_fields
             bad = sorted(set(options) & set(secret))
             if bad:
@@ -114,7 +117,10 @@ def dry_poll(request: Request, name: str, limit: int = 20) -> dict[str, Any]:
     settings = request.app.state.settings
     with reading(request) as s:
         source = _get(s, name)
-        connector, conn_settings = sources.connector_settings(s, source)
+        try:
+            connector, conn_settings = sources.connector_settings(s, source)
+        except SourceSettingsError as e:
+            raise BadInput(f"the stored settings are not valid: {e}", 422) from None
         cursor, source_id = source.cursor, source.id
     http = http_client(settings.monitor)
     listed, new, pages, notes, error = 0, [], 0, [], None
