@@ -185,6 +185,8 @@ def pending_counts(session: Session, *, case_ids: Iterable[int] | None = None) -
 def _check(decision: ReviewDecision, reason: str | None, note: str | None) -> tuple[str | None, str | None]:
     allowed = REJECT_REASONS if decision == ReviewDecision.REJECTED else CONFIRM_REASONS
     reason = (reason or "").strip() or None
+    if decision == ReviewDecision.CONFIRMED and reason is None:
+        reason = "copy"
     if decision == ReviewDecision.REJECTED and reason is None:
         raise InvalidDecision(f"a rejection needs a reason: one of {', '.join(REJECT_REASONS)}")
     if reason is not None and reason not in allowed:

@@ -1,0 +1,205 @@
+"""Review: previews (blurred by default, reveal audited, never for a minor's case, not cached),
+decisions (single, bulk, reasons, audited), CSRF, escaping of scraped text, security headers,
+sign-in throttling, API tokens."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+from sqlalchemy import select
+
+from monitor import db
+from monitor.models import AuditEntry, Match, MatchReview
+from tests.web.conftest import BASE_URL, add_match, csrf_of, sign_in
+
+
+def _actions(engine, case_id=None):
+    with db.session(engine) as s:
+        q = select(AuditEntry.action, AuditEntry.details)
+        return [(a, d) for a, d in s.execute(q.order_by(AuditEntry.id))]
+
+
+def _size(jpeg: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(jpeg)).size
+
+
+def test_preview_is_blurred_until_a_deliberate_reveal_which_is_audited(world, clients):
+    c, mid = clients["alice"], world.matches["a"]
+    blurred = c.get(f"/matches/{mid}/preview")
+    assert blurred.status_code == 200 and blurred.headers["content-type"] == "image/jpeg"
+    assert "no-store" in blurred.headers["cache-control"]
+    assert max(_size(blurred.content)) <= 240
+    # The blurred preview carries almost no detail: neighbouring pixels barely differ.
+    im = Image.open(io.BytesIO(blurred.content)).convert("L")
+    px = list(im.getdata())
+    assert sum(abs(a - b) for a, b in zip(px, px[1:])) / len(px) < 3
+    assert c.get(f"/matches/{mid}/preview?full=true").status_code == 403  # no reveal yet
+    page = c.get(f"/matches/{mid}")
+    assert "Reveal preview" in page.text
+    r = c.post(f"/matches/{mid}/reveal", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    assert r.status_code == 303
+    full = c.get(f"/matches/{mid}/preview?full=true")
+    assert full.status_code == 200 and _size(full.content) == (320, 240)
+    actions = [a for a, d in _actions(world.engine) if d.get("match_id") == mid]
+    assert actions.count("match.viewed") == 1 and actions.count("match.preview_revealed") == 1
+    # Bob revealed nothing: the reveal belongs to alice only (and he cannot see the match at all).
+    assert clients["bob"].get(f"/matches/{mid}/preview?full=true").status_code == 404
+
+
+def test_a_minor_case_never_fetches_or_shows_a_preview(world, clients):
+    c, mid = clients["alice"], world.matches["minor"]
+    before = dict(world.site.hits)
+    assert c.get(f"/matches/{mid}/preview").status_code == 403
+    page = c.get(f"/matches/{mid}")
+    assert "NCMEC" in page.text and f"/matches/{mid}/preview" not in page.text and "Reveal preview" not in page.text
+    assert c.post(f"/matches/{mid}/reveal", data={"csrf_token": csrf_of(page.text)}).status_code == 403
+    assert world.site.hits.get("/media/pic-minor.jpg", 0) == before.get("/media/pic-minor.jpg", 0)
+    assert "match.preview_revealed" not in [a for a, _d in _actions(world.engine)]
+
+
+def test_confirm_reject_and_bulk_decisions_are_recorded_and_audited(world, clients):
+    from monitor.demo.site import LoopbackSite  # noqa: F401
+
+    c = clients["alice"]
+    extra = [add_match(world.engine, world.cases["a"], world.site, f"more-{i}", seed=20 + i) for i in range(3)]
+    page = c.get("/review").text
+    token = csrf_of(page)
+    # a rejection needs a reason
+    r = c.post(f"/matches/{world.matches['a']}/decision", data={"csrf_token": token, "decision": "rejected"})
+    assert r.status_code == 422 and "reason" in r.text
+    r = c.post(f"/matches/{world.matches['a']}/decision", data={"csrf_token": token, "decision": "confirmed"},
+               follow_redirects=False)
+    assert r.status_code == 303
+    r = c.post("/review/decide", data={"csrf_token": token, "decision": "rejected", "reason": "not-a-copy",
+                                       "match_id": [str(i) for i in extra]}, follow_redirects=False)
+    assert r.status_code == 303
+    with db.session(world.engine) as s:
+        status = dict(s.execute(select(Match.id, Match.review_status)).all())
+        reviews = list(s.scalars(select(MatchReview).order_by(MatchReview.id)))
+    assert status[world.matches["a"]] == "confirmed" and all(status[i] == "rejected" for i in extra)
+    assert [r.reason for r in reviews] == ["copy", "not-a-copy", "not-a-copy", "not-a-copy"]
+    assert all(r.reviewer == "user:alice" for r in reviews)
+    audited = [(a, d) for a, d in _actions(world.engine) if a in ("match.confirmed", "match.rejected")]
+    assert len(audited) == 4 and all(d["bulk"] for a, d in audited if a == "match.rejected")
+
+
+def test_forms_without_the_csrf_token_are_refused(world, clients):
+    c = clients["alice"]
+    r = c.post(f"/matches/{world.matches['a']}/decision", data={"decision": "confirmed"})
+    assert r.status_code == 403
+    r = c.post(f"/matches/{world.matches['a']}/decision", data={"decision": "confirmed", "csrf_token": "forged"})
+    assert r.status_code == 403
+    # The JSON API with a session cookie needs the token in a header; with a bearer token it does not.
+    assert c.post(f"/api/matches/{world.matches['a']}/reveal").status_code == 403
+    r = clients["anonymous"].post(f"/api/matches/{world.matches['a']}/reveal",
+                                  headers={"Authorization": f"Bearer {world.tokens['alice']}"})
+    assert r.status_code == 200
+    with db.session(world.engine) as s:
+        assert s.get(Match, world.matches["a"]).review_status == "pending"
+
+
+def test_scraped_text_and_urls_are_escaped_and_pages_send_security_headers(world, clients):
+    evil = "<script>alert('owned')</script>"
+    mid = add_match(world.engine, world.cases["a"], world.site, "xss",
+                    page_url='javascript:alert(1)//"><script>alert(2)</script>', context=f"look {evil} here")
+    c = clients["alice"]
+    for path in (f"/matches/{mid}", "/review", f"/cases/{world.cases['a']}"):
+        r = c.get(path)
+        assert r.status_code == 200
+        assert "<script>alert" not in r.text
+        assert 'href="javascript:' not in r.text
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+        assert "'unsafe-inline'" not in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in c.get(f"/matches/{mid}").text
+    # http(s) page URLs are links that send no referrer and are not followed by crawlers
+    page = c.get(f"/matches/{world.matches['a']}").text
+    assert 'rel="noopener noreferrer nofollow"' in page
+
+
+def test_sign_in_is_throttled_per_account_and_failures_are_audited(world):
+    from fastapi.testclient import TestClient
+
+    c = TestClient(world.app, base_url=BASE_URL)
+    token = csrf_of(c.get("/login").text)
+    for _ in range(5):
+        r = c.post("/login", data={"username": "bob", "password": "wrong password!!", "csrf_token": token})
+        assert r.status_code == 401 and "not right" in r.text
+    r = c.post("/login", data={"username": "bob", "password": "correct horse battery staple", "csrf_token": token})
+    assert r.status_code == 401 and "Too many" in r.text and int(r.headers["retry-after"]) > 0
+    failed = [d for a, d in _actions(world.engine) if a == "user.sign_in_failed"]
+    assert len(failed) == 6 and failed[-1]["reason"] == "throttled"
+    # an unknown user gets the same answer as a wrong password
+    r = c.post("/login", data={"username": "nobody", "password": "whatever password", "csrf_token": token})
+    assert r.status_code == 401 and "not right" in r.text
+    # alice is not locked out by bob's failures
+    sign_in(world.app, "alice")
+    assert "user.signed_in" in [a for a, _d in _actions(world.engine)]
+
+
+def test_session_cookie_attributes(world):
+    from fastapi.testclient import TestClient
+
+    c = TestClient(world.app, base_url=BASE_URL)
+    token = csrf_of(c.get("/login").text)
+    r = c.post("/login", data={"username": "alice", "password": "correct horse battery staple", "csrf_token": token},
+               follow_redirects=False)
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie  # plain http on loopback
+    https = TestClient(world.app, base_url="https://monitor.example")
+    token = csrf_of(https.get("/login").text)
+    r = https.post("/login", data={"username": "alice", "password": "correct horse battery staple",
+                                   "csrf_token": token}, follow_redirects=False)
+    assert "secure" in r.headers["set-cookie"].lower()
+
+
+def test_api_needs_a_valid_token_and_revoked_tokens_stop_working(world, clients):
+    anon = clients["anonymous"]
+    assert anon.get("/api/me").status_code == 401
+    assert anon.get("/api/me", headers={"Authorization": "Bearer ncii_not-a-token"}).status_code == 401
+    auth = {"Authorization": f"Bearer {world.tokens['alice']}"}
+    assert anon.get("/api/me", headers=auth).json()["username"] == "alice"
+    new = anon.post("/api/tokens", headers=auth, json={"name": "script"}).json()
+    assert new["token"].startswith("ncii_")
+    mine = {"Authorization": f"Bearer {new['token']}"}
+    assert anon.get("/api/me", headers=mine).status_code == 200
+    assert anon.delete(f"/api/tokens/{new['id']}", headers=auth).status_code == 200
+    assert anon.get("/api/me", headers=mine).status_code == 401
+    actions = [a for a, _d in _actions(world.engine)]
+    assert "token.created" in actions and "token.revoked" in actions
+
+
+def test_case_changes_assignment_and_notes_are_audited_and_notes_encrypted(world, clients):
+    admin = clients["admin"]
+    ref = world.cases["b"]
+    token = csrf_of(admin.get(f"/cases/{ref}").text)
+    admin.post(f"/cases/{ref}/details", data={"csrf_token": token, "jurisdiction": "fr", "involves_minor": "1"})
+    admin.post(f"/cases/{ref}/notes", data={"csrf_token": token, "body": "Victim prefers email, not phone"})
+    admin.post(f"/cases/{ref}/assign", data={"csrf_token": token, "username": "alice"})
+    detail = admin.get(f"/api/cases/{ref}").json()
+    assert detail["jurisdiction"] == "FR" and detail["involves_minor"] is True
+    assert detail["assigned_to"] == "alice" and detail["notes"][0]["body"] == "Victim prefers email, not phone"
+    actions = [e["action"] for e in detail["timeline"]]
+    assert {"case.updated", "case.note_added", "case.assigned"} <= set(actions)
+    # now alice sees it and bob does not
+    assert clients["alice"].get(f"/cases/{ref}").status_code == 200
+    assert clients["bob"].get(f"/cases/{ref}").status_code == 404
+    with world.engine.connect() as conn:
+        raw = b"".join(bytes(r[0]) for r in conn.exec_driver_sql("SELECT body_enc FROM case_notes"))
+    assert b"prefers email" not in raw
+
+
+def test_audit_chain_stays_intact_after_web_activity(world, clients, env, monkeypatch):
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    clients["alice"].get(f"/matches/{world.matches['a']}")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    r = CliRunner().invoke(app, ["audit", "verify", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"intact": true' in r.output
