@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from .base import Candidate, Connector, Cursor, MediaType, Page, SourceSettings
+from .base import Candidate, Cursor, MediaType, Page, SourceSettings
 from .errors import AuthRequired, HttpStatus, SourceFormatError, SourceSettingsError
 from .http import HttpClient
-from .platform import (Api, PlatformConnector, Mark, PlatformSettings, TokenCache, epoch, http_url, id_of, items,
-                       mapping, mark_from, parse_time, require_list, run_pages, text_of,
-                       walk_back)
+from .platform import (Api, Mark, PlatformConnector, PlatformSettings, TokenCache, epoch, http_url,
+                       id_of, items, mapping, mark_from, parse_time, require_list, run_pages,
+                       text_of, walk_back)
 
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
 DEFAULT_PDS = "https://bsky.social"

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 from urllib.parse import unquote, urlsplit
 
-from .base import Candidate, Connector, Cursor, MediaType, Page, SourceSettings
+from .base import Candidate, Cursor, MediaType, Page, SourceSettings
 from .errors import SourceSettingsError
 from .http import HttpClient
-from .platform import (Api, PlatformConnector, Mark, PlatformSettings, epoch, http_url, id_of, mapping, mark_from,
-                       parse_time, require_list, run_pages, text_of, walk_back)
+from .platform import (Api, Mark, PlatformConnector, PlatformSettings, epoch, http_url, id_of,
+                       mapping, mark_from, parse_time, require_list, run_pages, text_of, walk_back)
 
 _COMMUNITY = re.compile(r"^[A-Za-z0-9_]{1,100}(@[A-Za-z0-9.-]{1,253}(:\d{1,5})?)?$")
 _IMAGE_EXT = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".avif", ".heic")

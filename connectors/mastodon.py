@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from .base import Candidate, Connector, Cursor, MediaType, Page, SourceSettings
+from .base import Candidate, Cursor, MediaType, Page, SourceSettings
 from .errors import SourceFormatError, SourceSettingsError
 from .http import HttpClient, Response
-from .platform import (Api, PlatformConnector, PlatformSettings, http_url, id_of, items, mapping, parse_time,
-                       require_list)
+from .platform import (Api, PlatformConnector, PlatformSettings, http_url, id_of, items, mapping,
+                       parse_time, require_list)
 
 _TAG = re.compile(r"^[\w]{1,100}$", re.UNICODE)
 _ACCT = re.compile(r"^[A-Za-z0-9_.-]{1,64}(@[A-Za-z0-9.-]{1,253}(:\d{1,5})?)?$")

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 from urllib.parse import quote, unquote, urlsplit
 
-from .base import Candidate, Connector, Cursor, MediaType, Page, SourceSettings
+from .base import Candidate, Cursor, MediaType, Page, SourceSettings
 from .errors import AuthRequired, HttpStatus, SourceFormatError, SourceSettingsError
 from .http import HttpClient, _version
-from .platform import (Api, PlatformConnector, Mark, PlatformSettings, TokenCache, http_url, id_of, items,
-                       mapping, mark_from, parse_time, require_list, run_pages, text_of,
+from .platform import (Api, Mark, PlatformConnector, PlatformSettings, TokenCache, http_url, id_of,
+                       items, mapping, mark_from, parse_time, require_list, run_pages, text_of,
                        walk_back)
 
 API_BASE = "https://oauth.reddit.com"

@@ -127,7 +127,7 @@ def test_first_poll_is_bounded_then_second_poll_fetches_nothing_seen(fake):
     c = found[0]
     assert c.media_url == f"{fake.base}/media/3.jpg"  # the original, not the preview
     assert c.page_url == f"{fake.base}/@someone/3" and c.media_type is MediaType.IMAGE
-    assert c.key == f"mastodon:127.0.0.1:media:m3" and c.author is None and c.text is None
+    assert c.key == "mastodon:127.0.0.1:media:m3" and c.author is None and c.text is None
     assert c.posted_at == T0 + timedelta(minutes=3)
     # nothing new: one empty page, same cursor
     again, none = poll(s, pages[-1].cursor)

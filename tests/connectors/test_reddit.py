@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from connectors.base import MediaType, SearchTerm
+from connectors.base import SearchTerm
 from connectors.clock import FakeClock
 from connectors.errors import AuthRequired, SourceFormatError, SourceSettingsError
 from connectors.reddit import _TOKENS, post_media
