@@ -219,3 +219,20 @@ def test_finds_a_planted_altered_copy_through_the_pipeline(engine, fake):
     assert [m["url"] for m in first.match_list] == [f"{fake.base}/full/10.jpg"]
     assert first.match_list[0]["case"] == ref
     assert second.ok and second.new == 0
+
+
+def test_429_and_rate_limit_headers(fake):
+    from connectors.errors import RateLimited
+    clock = FakeClock()
+    fake.script = [Reply(429, {"error": "RateLimitExceeded"}, headers={"Retry-After": "7"})]
+    _, found = poll(author(fake), None, client(clock))
+    assert found and 7.0 in clock.sleeps
+    fake.script = [Reply(429, {"error": "RateLimitExceeded"}, headers={"Retry-After": "900"})]
+    with pytest.raises(RateLimited):
+        poll(author(fake), None, client(FakeClock()))
+    # RateLimit-Remaining at the margin: wait for RateLimit-Reset (epoch seconds) before going on
+    clock = FakeClock()
+    low = {"RateLimit-Limit": "3000", "RateLimit-Remaining": "3", "RateLimit-Reset": str(int(clock.time()) + 25)}
+    fake.script = [Reply(data={"feed": [{"post": fake.posts[9]}], "cursor": "1"}, headers=low)]
+    poll(author(fake, first_pages=2), None, client(clock))
+    assert any(20 <= s <= 25 for s in clock.sleeps)

@@ -150,3 +150,20 @@ def test_finds_a_planted_altered_copy_through_the_pipeline(engine, fake):
     assert [m["url"] for m in first.match_list] == [f"{fake.base}/pictrs/image/8.jpeg"]
     assert first.match_list[0]["case"] == ref
     assert second.ok and second.new == 0
+
+
+def test_429_and_rate_limit_headers(fake):
+    from connectors.clock import FakeClock
+    from connectors.errors import RateLimited
+    clock = FakeClock()
+    fake.script = [Reply(429, {"error": "rate_limit_error"}, headers={"Retry-After": "3"})]
+    _, found = poll(community(fake), None, client(clock))
+    assert found and 3.0 in clock.sleeps
+    fake.script = [Reply(429, {"error": "rate_limit_error"}, headers={"Retry-After": "1000"})]
+    with pytest.raises(RateLimited):
+        poll(community(fake), None, client(FakeClock()))
+    clock = FakeClock()
+    fake.script = [Reply(data={"posts": [fake.posts[7]], "next_page": "Pa1"},
+                         headers={"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "12"})]
+    poll(community(fake, first_pages=2), None, client(clock))
+    assert 12.0 in clock.sleeps

@@ -258,3 +258,15 @@ def test_searches_only_without_terms_still_yields_a_page(fake):
     pages, found = poll(sub(fake, include_new=False, use_watch_terms=True), {"t3": [1.0, "x"]})
     assert found == [] and len(pages) == 1 and "no watch terms" in pages[0].notes[0]
     assert not fake.server.requests
+
+
+def test_429_with_retry_after(fake):
+    from connectors.errors import RateLimited
+    poll(sub(fake), None)  # a token is cached
+    clock = FakeClock()
+    fake.script = [Reply(429, {"message": "Too Many Requests"}, headers={"Retry-After": "4"})]
+    _, found = poll(sub(fake), None, client(clock))
+    assert found and 4.0 in clock.sleeps
+    fake.script = [Reply(429, {"message": "Too Many Requests"}, headers={"Retry-After": "3600"})]
+    with pytest.raises(RateLimited):
+        poll(sub(fake), None, client(FakeClock()))
