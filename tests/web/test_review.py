@@ -32,7 +32,7 @@ def test_preview_is_blurred_until_a_deliberate_reveal_which_is_audited(world, cl
     assert max(_size(blurred.content)) <= 240
     # The blurred preview carries almost no detail: neighbouring pixels barely differ.
     im = Image.open(io.BytesIO(blurred.content)).convert("L")
-    px = list(im.getdata())
+    px = list(im.tobytes())
     assert sum(abs(a - b) for a, b in zip(px, px[1:])) / len(px) < 3
     assert c.get(f"/matches/{mid}/preview?full=true").status_code == 403  # no reveal yet
     page = c.get(f"/matches/{mid}")
