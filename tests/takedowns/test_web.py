@@ -73,3 +73,35 @@ def test_notices_tab_draft_edit_approve_send_and_overdue_list(world, clients, sm
     assert f"/notices/{nid}" in alice.get("/notices").text
     mark = alice.post(f"/notices/{nid}/mark", data={"csrf_token": token, "state": "acknowledged", "ticket": "X-1"})
     assert mark.status_code == 200 and "X-1" in mark.text
+
+
+def test_every_notice_route_against_every_role(world, clients):  # noqa: F811
+    """Anonymous: sign-in redirect; bob (not his case): 404; alice (hers) and admin: allowed."""
+    ref = world.cases["a"]
+    with db.transaction(world.engine) as s:
+        review.confirm(s, world.matches["a"], actor="user:alice")
+    tab = clients["alice"].get(f"/cases/{ref}/notices")
+    r = clients["alice"].post(f"/cases/{ref}/notices", data={"csrf_token": csrf_of(tab.text)}, follow_redirects=False)
+    nid = r.headers["location"].rsplit("/", 1)[1]
+    table = [("GET", f"/cases/{ref}/notices", None), ("GET", f"/notices/{nid}", None),
+             ("GET", f"/notices/{nid}/notice.pdf", None), ("GET", f"/notices/{nid}/notice.eml", None),
+             ("POST", f"/notices/{nid}/edit", {"subject": "s", "body": "b"}), ("POST", f"/notices/{nid}/mark",
+                                                                                  {"state": "refused"}),
+             ("POST", f"/notices/{nid}/approve", {}), ("POST", f"/notices/{nid}/send", {}),
+             ("POST", f"/cases/{ref}/notices", {})]
+    for method, path, body in table:
+        for role in ("anonymous", "bob", "alice", "admin"):
+            c = clients[role]
+            if method == "GET":
+                got = c.get(path, follow_redirects=False)
+            else:
+                token = csrf_of(c.get("/account").text) if role != "anonymous" else "x"
+                got = c.post(path, data={**body, "csrf_token": token}, follow_redirects=False)
+            if role == "anonymous":
+                assert got.status_code == 303 and got.headers["location"].startswith("/login"), (path, role)
+            elif role == "bob":
+                assert got.status_code == 404, (path, role, got.status_code)
+            else:  # allowed: the answer is the page, a redirect, or a refusal naming a notice problem
+                assert got.status_code in (200, 303, 409, 422), (path, role, got.status_code, got.text[:300])
+    assert clients["bob"].get("/notices").status_code == 200 and f"/notices/{nid}" not in clients["bob"].get(
+        "/notices").text
