@@ -212,6 +212,8 @@ def decide(session: Session, match_ids: Sequence[int], decision: str, *, actor: 
     ids = list(dict.fromkeys(int(i) for i in match_ids))
     if not ids:
         raise InvalidDecision("no match given")
+    if any(not 1 <= i <= 2**62 for i in ids):
+        raise MatchNotFound("no such match")
     if len(ids) > MAX_BULK:
         raise InvalidDecision(f"at most {MAX_BULK} matches at once")
     q = select(Match).where(Match.id.in_(ids)).with_for_update()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import secrets
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Annotated, Iterator
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -185,3 +185,8 @@ async def admin_post(request: Request, user: User = Depends(require_admin)) -> U
     """The signed-in admin of a state-changing request, after its CSRF check."""
     await csrf_protect(request)
     return user
+
+
+#: A row id in a path: positive and within 64-bit range (larger numbers are a 422, not a crash).
+MAX_ID = 2**62
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]

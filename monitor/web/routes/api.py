@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor import accounts, review
 from monitor.models import User
-from monitor.web.deps import (BadInput, admin_post, current_user, load_case, reading, require_admin, staff_post,
+from monitor.web.deps import (BadInput, RowId, admin_post, current_user, load_case, reading, require_admin, staff_post,
                               visible_cases)
 from monitor.web.routes import cases as case_routes
 from monitor.web.routes import review as review_routes
@@ -117,25 +117,25 @@ def list_matches(request: Request, status: Optional[Status] = None, case: Option
 
 
 @router.get("/matches/{match_id}", summary="One match with every place it was seen (audited view)")
-def get_match(request: Request, match_id: int, user: User = Depends(current_user)) -> dict[str, Any]:
+def get_match(request: Request, match_id: RowId, user: User = Depends(current_user)) -> dict[str, Any]:
     view = review_routes.match_detail(request, user, match_id)
     return {**view.to_dict(), "revealed": view.revealed}  # type: ignore[attr-defined]
 
 
 @router.get("/matches/{match_id}/preview", summary="Preview JPEG: blurred, or unblurred with full=true after a reveal",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-async def preview(request: Request, match_id: int, full: bool = False, user: User = Depends(current_user)) -> Response:
+async def preview(request: Request, match_id: RowId, full: bool = False, user: User = Depends(current_user)) -> Response:
     return await review_routes.preview_response(request, user, match_id, full)
 
 
 @router.post("/matches/{match_id}/reveal", summary="Reveal the unblurred preview for a few minutes (audited)")
-def reveal(request: Request, match_id: int, user: User = Depends(staff_post)) -> dict[str, Any]:
+def reveal(request: Request, match_id: RowId, user: User = Depends(staff_post)) -> dict[str, Any]:
     review_routes.do_reveal(request, user, match_id)
     return {"ok": True, "match_id": match_id}
 
 
 @router.post("/matches/{match_id}/decision", summary="Confirm or reject one match")
-def decision(request: Request, match_id: int, body: Decision, user: User = Depends(staff_post)) -> dict[str, Any]:
+def decision(request: Request, match_id: RowId, body: Decision, user: User = Depends(staff_post)) -> dict[str, Any]:
     changed = review_routes.decide(request, user, [match_id], body.decision, body.reason, body.note)
     return {"ok": True, "changed": changed}
 
@@ -260,5 +260,5 @@ def create_token(request: Request, body: NewToken, user: User = Depends(staff_po
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke one of your API tokens")
-def revoke_token(request: Request, token_id: int, user: User = Depends(staff_post)) -> dict[str, Any]:
+def revoke_token(request: Request, token_id: RowId, user: User = Depends(staff_post)) -> dict[str, Any]:
     return user_routes.revoke_token(request, user, token_id)

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from monitor import accounts, audit, casework, registry, review
 from monitor.models import Role, User
-from monitor.web.deps import (BadInput, Forbidden, current_user, load_case, reading, staff_post, visible_cases,
+from monitor.web.deps import (BadInput, Forbidden, RowId, current_user, load_case, reading, staff_post, visible_cases,
                               writing)
 from monitor.web.hashupload import read_uploaded_hash_file
 from monitor.web.render import render
@@ -216,7 +216,7 @@ def case_terms(request: Request, reference: str, terms: str = Form(""), kind: st
 
 
 @router.post("/cases/{reference}/terms/{term_id}/delete")
-def case_term_delete(request: Request, reference: str, term_id: int, user: User = Depends(staff_post)) -> Response:
+def case_term_delete(request: Request, reference: str, term_id: RowId, user: User = Depends(staff_post)) -> Response:
     """Remove one watch term."""
     if watchterms is None:
         raise BadInput("watch terms are not available in this version", 404)

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor import accounts, review, sources
 from monitor.models import ReviewStatus, User
 from monitor.web import previews
-from monitor.web.deps import (BadInput, NotFound, current_user, load_match, reading, staff_post, visible_cases,
+from monitor.web.deps import (BadInput, NotFound, RowId, current_user, load_match, reading, staff_post, visible_cases,
                               writing)
 from monitor.web.render import render
 
@@ -121,7 +121,7 @@ def review_queue(request: Request, status: str = "pending", case: str | None = N
 
 
 @router.get("/matches/{match_id}")
-def match_page(request: Request, match_id: int, user: User = Depends(current_user)) -> Response:
+def match_page(request: Request, match_id: RowId, user: User = Depends(current_user)) -> Response:
     """One match: where it was found, the distance, every place, the review history (viewing is audited)."""
     view = match_detail(request, user, match_id)
     return render(request, "match.html", {"m": view, "reasons": review.REJECT_REASONS,
@@ -130,21 +130,21 @@ def match_page(request: Request, match_id: int, user: User = Depends(current_use
 
 
 @router.get("/matches/{match_id}/preview")
-async def match_preview(request: Request, match_id: int, full: bool = False,
+async def match_preview(request: Request, match_id: RowId, full: bool = False,
                         user: User = Depends(current_user)) -> Response:
     """The match's preview image (blurred unless revealed)."""
     return await preview_response(request, user, match_id, full)
 
 
 @router.post("/matches/{match_id}/reveal")
-def match_reveal(request: Request, match_id: int, user: User = Depends(staff_post)) -> Response:
+def match_reveal(request: Request, match_id: RowId, user: User = Depends(staff_post)) -> Response:
     """Reveal the unblurred preview for a few minutes (audited)."""
     do_reveal(request, user, match_id)
     return RedirectResponse(f"/matches/{match_id}#preview", status_code=303)
 
 
 @router.post("/matches/{match_id}/decision")
-def match_decision(request: Request, match_id: int, decision: str = Form(...), reason: str = Form(""),
+def match_decision(request: Request, match_id: RowId, decision: str = Form(...), reason: str = Form(""),
                    note: str = Form(""), back: str = Form(""), user: User = Depends(staff_post)) -> Response:
     """Confirm or reject one match."""
     decide(request, user, [match_id], decision, reason or None, note or None)

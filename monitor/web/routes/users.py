@@ -9,7 +9,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from monitor import accounts
 from monitor.models import User
-from monitor.web.deps import BadInput, NotFound, admin_post, current_user, reading, require_admin, staff_post, writing
+from monitor.web.deps import (BadInput, NotFound, RowId, admin_post, current_user, reading, require_admin, staff_post,
+                              writing)
 from monitor.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -127,7 +128,7 @@ def account_token(request: Request, name: str = Form(""), user: User = Depends(s
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def account_revoke(request: Request, token_id: int, user: User = Depends(staff_post)) -> Response:
+def account_revoke(request: Request, token_id: RowId, user: User = Depends(staff_post)) -> Response:
     """Revoke a token."""
     revoke_token(request, user, token_id)
     return RedirectResponse("/account", status_code=303)
