@@ -206,3 +206,14 @@ def flat_lines(planes: np.ndarray, act_along: np.ndarray, axis: int, tol: int, s
         sub = planes[:, candidates] if axis == 0 else planes[:, :, candidates]
         out[candidates] = flat_lines_np(sub, axis, tol, share)
     return out
+
+
+def warm() -> None:
+    """Compile (or load from numba's cache) every kernel now, not on the first picture (Docker build, benchmarks)."""
+    if not HAVE_NUMBA:
+        return
+    planes = np.zeros((3, 8, 8), np.int16)
+    act_x, act_y = activity(planes, True)
+    close_any(planes, np.zeros((1, 3)), 12, True)
+    flat_lines(planes, act_x, 0, 12, 0.98, True)
+    flat_lines(planes, act_y, 1, 12, 0.98, True)
