@@ -20,7 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor import db
-from monitor.commands.registry import (EXIT_NOT_FOUND, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, JSON_HELP, CommandFailed,
+from monitor.commands.registry import (EXIT_NOT_FOUND, EXIT_OK, EXIT_PARTIAL, EXIT_UNAVAILABLE, EXIT_USAGE, JSON_HELP,
+                                       CommandFailed,
                                        _actor, _database, _read_stdin_option, _run)
 from monitor.settings import Settings
 from monitor.takedowns import delivery, rdap, tracking
@@ -86,6 +87,8 @@ def takedown_draft(
     signs as the victim's authorised agent unless the case records the victim's consent to be named.
     """
     def body():
+        if notice_type is not None and notice_type not in PRIMARY_TYPES:
+            raise CommandFailed(EXIT_USAGE, "usage", f"--type must be one of {', '.join(PRIMARY_TYPES)}")
         settings, ts = Settings.load(), TakedownSettings.load()
         ts.require_identity()
         with _notice_errors(), _database(settings) as engine:
@@ -194,6 +197,8 @@ def takedown_send(
                        f"{len(report.uncertain)}; web forms waiting for a person: {len(report.web_form)}")
             for e in report.errors:
                 _out.print(Text(e, style="red"))
+        if report.failed and settings.smtp is None:
+            return EXIT_UNAVAILABLE, report.to_dict(), human  # no mail server configured
         return (EXIT_PARTIAL if report.failed else EXIT_OK), report.to_dict(), human
 
     _run(as_json, body)
@@ -326,7 +331,7 @@ def takedown_rdap_update(as_json: bool = typer.Option(False, "--json", help=JSON
         try:
             done = rdap.update_bootstrap(http, ts.rdap_dir)
         except Exception as e:
-            raise CommandFailed(3, "unavailable", f"could not update the RDAP bootstrap files: {e}") from None
+            raise CommandFailed(EXIT_UNAVAILABLE, "unavailable", f"could not update the RDAP bootstrap files: {e}") from None
         finally:
             http.close()
         return EXIT_OK, {"folder": str(ts.rdap_dir), "files": done}, lambda: _out.print(

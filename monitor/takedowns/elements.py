@@ -100,12 +100,12 @@ def required_elements(notice_type: str) -> tuple[str, ...]:
 
 
 def check(text: str, notice_type: str, ctx: ElementContext, *, language: str = "en",
-          templates_dir: Path | None = None) -> ElementReport:
-    """Check `text` for every element `notice_type` requires."""
+          templates_dir: Path | None = None, extra: tuple[str, ...] = ()) -> ElementReport:
+    """Check `text` for every element `notice_type` requires (and `extra` ones)."""
     flat = normalise(text)
     table = phrases(language, templates_dir)
     report = ElementReport()
-    for element in required_elements(notice_type):
+    for element in required_elements(notice_type) + tuple(e for e in extra if e not in required_elements(notice_type)):
         report.checked.append(element)
         problem = _check_one(element, text, flat, ctx, table)
         if problem is not None:

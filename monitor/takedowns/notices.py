@@ -43,7 +43,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 #: States in which the content may still be online and the recipient was told.
 OPEN_STATES = (S.SENT.value, S.ACKNOWLEDGED.value, S.PARTLY_REMOVED.value, S.EXPIRED.value, S.REFUSED.value)
-TRACKED_STATES = (S.SENT.value, S.ACKNOWLEDGED.value, S.PARTLY_REMOVED.value, S.EXPIRED.value)
+TRACKED_STATES = (S.SENT.value, S.ACKNOWLEDGED.value, S.PARTLY_REMOVED.value, S.EXPIRED.value, S.REFUSED.value)
 #: `ncii takedown mark` words for the states a person records.
 MARKS = {"submitted": S.SENT, "sent": S.SENT, "acknowledged": S.ACKNOWLEDGED, "removed": S.REMOVED,
          "partly_removed": S.PARTLY_REMOVED, "refused": S.REFUSED}
@@ -231,14 +231,14 @@ def element_context(session: Session, notice: TakedownNotice, settings: Takedown
 def _context(notice_id: int, ntype: NoticeType, profile: Profile, platform_name: str, host: str,
              copies: Sequence[Copy], requester: dict[str, Any], now: dt.datetime,
              parent: TakedownNotice | None, recipient: Recipient, deadline_hours: int,
-             host_contacted: bool = False) -> dict[str, Any]:
+             host_contacted: bool = False, kind: NoticeKind = NoticeKind.NOTICE) -> dict[str, Any]:
     return {
         "ref": reference(notice_id), "date": now.date().isoformat(), "platform": {"name": platform_name},
         "host": host, "urls": [{"url": c.url, "page_url": c.page_url} for c in copies], "requester": requester,
         "profile": profile, "law": ntype, "deadline_hours": deadline_hours, "recipient_name": recipient.name,
         "parent": ({"reference": reference(parent.id), "subject": parent.subject, "deadline_hours": parent.deadline_hours,
                     "sent_date": (parent.sent_at or now).date().isoformat()} if parent is not None else None),
-        "host_contacted": host_contacted,
+        "host_contacted": host_contacted, "reupload": parent is not None and kind is NoticeKind.REUPLOAD,
     }
 
 
@@ -298,11 +298,11 @@ def draft(session: Session, *, case_id: int, platform: str, copies: Sequence[Cop
     platform_name = registry_entry.name if registry_entry else host
     host_contacted = kind is NoticeKind.REGULATOR and _chain_has(session, parent, NoticeKind.HOST_ABUSE)
     ctx = _context(notice.id, ntype, profile, platform_name, host, copies, requester, now, parent, recipient,
-                   deadline, host_contacted)
+                   deadline, host_contacted, kind)
     notice.subject, notice.body = render(code, ctx, language=language, templates_dir=settings.templates_dir)
     notice.subject = notice.subject[:300]
     report = E.check(notice.body, code, element_context(session, notice, settings), language=language,
-                     templates_dir=settings.templates_dir)
+                     templates_dir=settings.templates_dir, extra=_extra_elements(notice))
     notice.elements = report.to_dict()
     audit.append(session, "takedown.draft", actor, case_id,
                  {"notice_id": notice.id, "kind": kind.value, "type": code, "profile": profile.code,
@@ -347,10 +347,15 @@ def draft_for_case(session: Session, case_id: int, settings: TakedownSettings, *
 
 # --- editing and approval ------------------------------------------------------------------------------
 
+def _extra_elements(notice: TakedownNotice) -> tuple[str, ...]:
+    # A re-upload follow-up must say which earlier notice it follows.
+    return ("reference",) if notice.kind == NoticeKind.REUPLOAD.value else ()
+
+
 def recheck(session: Session, notice: TakedownNotice, settings: TakedownSettings) -> E.ElementReport:
     """Run the element check on the notice's current text and store the result."""
     report = E.check(notice.body, notice.notice_type, element_context(session, notice, settings),
-                     language=notice.language, templates_dir=settings.templates_dir)
+                     language=notice.language, templates_dir=settings.templates_dir, extra=_extra_elements(notice))
     notice.elements = report.to_dict()
     return report
 

@@ -6,8 +6,8 @@
   the match distance of the reported copy, count as still there); anything else (timeouts, 5xx,
   429) = unknown, tried again next time. The time it was first seen gone is recorded on the URL
   (and on the media's sighting); the notice becomes removed or partly_removed.
-* Deadlines: a notice still not removed after its deadline is marked expired and the next
-  escalation step is drafted, for a person to approve: 1 a reminder to the same recipient,
+* Deadlines: a notice still not removed after its deadline is marked expired (a refused one keeps
+  its state) and the next escalation step is drafted, for a person to approve: 1 a reminder to the same recipient,
   2 the host's abuse contact or the registrar (RDAP, security.txt), 3 the regulator named by the
   jurisdiction profile. Each step gets the deadline again before the next one is drafted.
 * Re-uploads: a confirmed copy on a platform where the case's earlier notice was removed, first
@@ -178,12 +178,13 @@ def escalate_overdue(engine: Engine, settings: TakedownSettings, *, now: dt.date
         ids = list(s.scalars(select(TakedownNotice.id).where(
             TakedownNotice.kind.in_(ROOT_KINDS), TakedownNotice.deadline_at < now,
             TakedownNotice.state.in_([NoticeState.SENT.value, NoticeState.ACKNOWLEDGED.value,
-                                      NoticeState.PARTLY_REMOVED.value, NoticeState.EXPIRED.value]))))
+                                      NoticeState.PARTLY_REMOVED.value, NoticeState.EXPIRED.value,
+                                      NoticeState.REFUSED.value]))))
     for root_id in ids:
         try:
             with db.transaction(engine) as s:
                 root = s.get(TakedownNotice, root_id)
-                if root.state != NoticeState.EXPIRED.value:
+                if root.state not in (NoticeState.EXPIRED.value, NoticeState.REFUSED.value):
                     N.transition(s, root, NoticeState.EXPIRED, actor=actor, now=now, by="deadline")
                     report.expired.append(root_id)
                 chain = _chain(s, root)

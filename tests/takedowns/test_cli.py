@@ -100,3 +100,19 @@ def test_drafting_without_the_organisation_settings_is_a_usage_error(engine, env
     case = make_case(engine, "US")
     code, out = ncii(["takedown", "draft", "--case", case.reference], env)
     assert code == 2 and "NCII_ORG_NAME" in out["error"]["message"]
+
+
+def test_usage_errors_and_a_missing_mail_server(engine, env):
+    e = _env(env)
+    case = make_case(engine, "US")
+    code, out = ncii(["takedown", "draft", "--case", case.reference, "--type", "carrier-pigeon"], e)
+    assert code == 2 and "--type" in out["error"]["message"]
+    with LoopbackSite() as site:
+        site.add("/img/9.jpg", Route(picture_bytes(53), "image/jpeg"))
+        add_copy(engine, case, picture_bytes(53), [(site.url("/img/9.jpg"), None)])
+        [notice] = ncii(["takedown", "draft", "--case", case.reference], e)[1]["notices"]
+    assert ncii(["takedown", "approve", str(notice["id"])], e)[0] == 0
+    code, out = ncii(["takedown", "send"], e)  # no NCII_SMTP_HOST
+    assert code == 3 and out["failed"] == [notice["id"]] and "NCII_SMTP_HOST" in out["errors"][0]
+    code, out = ncii(["takedown", "show", str(notice["id"])], e)
+    assert out["notice"]["state"] == "approved"  # kept for the next run, not lost

@@ -185,7 +185,9 @@ def test_a_reupload_after_removal_is_flagged_with_a_follow_up(engine, tsettings,
     with db.session(engine) as s:
         follow = s.get(TakedownNotice, r.reuploads[0])
         assert (follow.kind, follow.parent_id, follow.notice_type) == ("reupload", nid, "take_it_down")
-        assert "41-again.jpg" in follow.body and follow.state == "draft"
+        assert "41-again.jpg" in follow.body and follow.state == "draft" and follow.elements["ok"]
+        assert "RE-UPLOAD" in follow.body and N.reference(nid) in follow.body
+        assert "reference" in follow.elements["checked"]  # it must keep quoting the earlier notice
 
 
 def test_report_figures_on_known_data(engine):

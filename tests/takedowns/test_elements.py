@@ -30,7 +30,7 @@ def _context(ntype: str, profile_code: str, named: bool) -> tuple[dict, E.Elemen
            "urls": [{"url": u, "page_url": p} for u, p in URLS], "requester": requester, "profile": profile,
            "law": notice_types()[ntype], "deadline_hours": 48, "recipient_name": "Example Hosting abuse desk",
            "parent": {"reference": "TD-000003", "subject": "earlier", "deadline_hours": 48, "sent_date": "2026-05-01"},
-           "host_contacted": True}
+           "host_contacted": True, "reupload": False}
     ectx = E.ElementContext(signer=requester["signer"], email=requester["email"], notifier=requester["notifier"],
                             urls=tuple(u for u, _ in URLS), address=ORG["org_address"], law=profile.law,
                             reference="TD-000003")
@@ -162,6 +162,16 @@ def test_drafting_refuses_unconfirmed_matches_minors_and_a_missing_organisation(
             N.draft_for_case(s, case.case_id, tsettings, actor="t", match_ids=[pending])
         with pytest.raises(N.NothingToReport):
             N.draft_for_case(s, case.case_id, tsettings, actor="t")
+    # A case involving a minor never goes through this flow (hotlines instead); no picture of a
+    # minor is involved here: the flag alone decides.
+    minor = make_case(engine, "US")
+    add_copy(engine, minor, picture_bytes(17), [("https://cdn.example.net/m.jpg", None)])
+    with db.transaction(engine) as s:
+        from monitor.models import Case
+        s.get(Case, minor.case_id).involves_minor = True
+    with db.transaction(engine) as s:
+        with pytest.raises(N.NoticeError, match="minor"):
+            N.draft_for_case(s, minor.case_id, tsettings, actor="t")
     with pytest.raises(Exception, match="NCII_ORG_NAME"):
         TakedownSettings().require_identity()
 
