@@ -61,8 +61,7 @@ class Bootstrap:
                     for tld in entries:
                         out.domains[tld.lower().strip(".")] = urls
                 else:
-                    for net in entries:
-                        out.networks.append((ipaddress.ip_network(net, strict=False), urls))
+                    out.networks.extend((net, urls) for net in _networks(entries, name))
         out.networks.sort(key=lambda n: n[0].prefixlen, reverse=True)  # most specific first
         return out
 
@@ -96,6 +95,13 @@ def parse_services(data: Any, name: str = "bootstrap") -> list[tuple[list[str], 
         urls = sorted(service[1], key=lambda u: not u.startswith("https:"))
         out.append(([e for e in service[0]], [u if u.endswith("/") else u + "/" for u in urls]))
     return out
+
+
+def _networks(entries: list[str], name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(e, strict=False) for e in entries]
+    except ValueError:
+        raise RdapError(f"{name}: an entry is not an IP network") from None
 
 
 # --- answers -------------------------------------------------------------------------------------------
@@ -191,13 +197,22 @@ class RdapClient:
 
 
 def update_bootstrap(http: HttpClient, folder: Path, base: str = IANA_BOOTSTRAP) -> dict[str, str]:
-    """Download IANA's current bootstrap files into `folder` (each checked before it replaces the old one)."""
+    """Download IANA's current bootstrap files into `folder`; all three are checked before any replaces the old one."""
     folder.mkdir(parents=True, exist_ok=True)
-    done = {}
+    fetched = {}
     for name in BOOTSTRAP_FILES:
         response = http.get(base + name, check_robots=False, max_bytes=5 * 1024 * 1024)
-        data = response.json()
-        parse_services(data, name)
+        try:
+            data = response.json()
+        except ValueError:
+            raise RdapError(f"{name}: not JSON") from None
+        services = parse_services(data, name)
+        if name != "dns.json":
+            for entries, _urls in services:
+                _networks(entries, name)
+        fetched[name] = data
+    done = {}
+    for name, data in fetched.items():
         tmp = folder / (name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), "utf-8")
         tmp.replace(folder / name)

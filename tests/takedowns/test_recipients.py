@@ -131,3 +131,23 @@ def test_security_txt_parser_never_raises(text):
 def test_rdap_contact_extraction_never_raises(answer):
     for c in rdap.contacts(answer):
         assert isinstance(c.emails, tuple)
+
+
+def test_rdap_update_replaces_the_bootstrap_files_only_with_valid_ones(tmp_path, http):
+    folder = tmp_path / "boot"
+    good = {"services": [[["test"], ["https://rdap.example.test/"]]], "publication": "2026-11-01T00:00:00Z"}
+    nets = {"ipv4.json": "192.0.2.0/24", "ipv6.json": "2001:db8::/32"}
+    with LoopbackSite() as iana:
+        for name in rdap.BOOTSTRAP_FILES:
+            data = good if name == "dns.json" else {"services": [[[nets[name]], ["https://rdap.example.test/"]]]}
+            iana.add(f"/rdap/{name}", Route(json.dumps(data).encode(), "application/json"))
+        done = rdap.update_bootstrap(http, folder, base=iana.url("/rdap/"))
+        assert set(done) == set(rdap.BOOTSTRAP_FILES)
+        assert rdap.Bootstrap.load(folder).domain_servers("a.test") == ["https://rdap.example.test/"]
+        iana.add("/rdap/dns.json", Route(json.dumps({"services": [[["new"], ["https://x.test/"]]]}).encode(),
+                                         "application/json"))
+        iana.add("/rdap/ipv6.json", Route(json.dumps({"services": [[["test"], ["https://x.test/"]]]}).encode(),
+                                          "application/json"))
+        with pytest.raises(rdap.RdapError, match="not an IP network"):
+            rdap.update_bootstrap(http, folder, base=iana.url("/rdap/"))
+    assert json.loads((folder / "dns.json").read_text())["services"] == good["services"]  # the old file stays
