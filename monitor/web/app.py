@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -41,7 +40,6 @@ def create_app(engine: Engine, settings: Settings, *, http_client=None) -> FastA
     app.state.engine = engine
     app.state.settings = settings
     app.state.http_client = http_client
-    app.state.http_lock = threading.Lock()
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 

@@ -5,7 +5,6 @@ loopback site serves, and TestClients signed in as each of them.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field

@@ -7,7 +7,6 @@ match: alice and admin yes, bob 404 because he must not learn it exists).
 
 from __future__ import annotations
 
-import pytest
 from starlette.routing import Mount
 
 from tests.web.conftest import csrf_of, make_hash_file

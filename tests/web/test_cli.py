@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 

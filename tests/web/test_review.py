@@ -59,8 +59,6 @@ def test_a_minor_case_never_fetches_or_shows_a_preview(world, clients):
 
 
 def test_confirm_reject_and_bulk_decisions_are_recorded_and_audited(world, clients):
-    from monitor.demo.site import LoopbackSite  # noqa: F401
-
     c = clients["alice"]
     extra = [add_match(world.engine, world.cases["a"], world.site, f"more-{i}", seed=20 + i) for i in range(3)]
     page = c.get("/review").text

@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 
 from monitor import accounts, audit, casework, registry, review
-from monitor.models import Role, User
+from monitor.models import Case, Role, User
 from monitor.web.deps import (BadInput, Forbidden, RowId, current_user, load_case, reading, staff_post, visible_cases,
                               writing)
 from monitor.web.hashupload import read_uploaded_hash_file
@@ -33,10 +34,6 @@ def case_list(request: Request, user: User, status: str | None = None) -> list[d
         except ValueError:
             raise BadInput("status must be active, withdrawn or closed") from None
         refs = {c.reference: c for c in summaries}
-        from sqlalchemy import select
-
-        from monitor.models import Case
-
         id_of = dict(s.execute(select(Case.reference, Case.id).where(Case.reference.in_(list(refs)))).all()) \
             if refs else {}
         names = casework.assignees(s, list(id_of.values()))
@@ -79,19 +76,11 @@ def create_case(request: Request, user: User, jurisdiction: str | None, involves
             new = registry.create_case(s, jurisdiction=jurisdiction or None, involves_minor=involves_minor,
                                        actor=accounts.actor_of(user))
             if user.role != Role.ADMIN:
-                case = load_case_unchecked(s, new.reference)
+                case = s.scalar(select(Case).where(Case.reference == new.reference))
                 casework.assign(s, case, user.username, actor=accounts.actor_of(user))
         return new
     except registry.InvalidCaseData as e:
         raise BadInput(str(e), 422) from None
-
-
-def load_case_unchecked(s, reference: str):  # noqa: ANN001, ANN201
-    from sqlalchemy import select
-
-    from monitor.models import Case
-
-    return s.scalar(select(Case).where(Case.reference == reference))
 
 
 def change_case(request: Request, user: User, reference: str, *, jurisdiction: str | None = None,

@@ -64,8 +64,8 @@ async def preview_response(request: Request, user: User, match_id: int, full: bo
             return previews.media_urls(s, view.media_id), revealed
 
     def build(urls: list[str], revealed: bool) -> bytes:
-        with request.app.state.http_lock:  # one preview fetch at a time per process: polite to sites
-            data = previews.fetch_bytes(urls, user, request.app.state.http_client)
+        # The shared client keeps per-host politeness intervals across all preview requests.
+        data = previews.fetch_bytes(urls, user, request.app.state.http_client)
         return previews.render_preview(data, revealed=revealed)
 
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -229,7 +228,3 @@ def test_source(request: Request, name: str, _user: User = Depends(admin_post)) 
     """A dry poll, shown on a page."""
     return render(request, "source_test.html", {"r": dry_poll(request, name)})
 
-
-def settings_text(settings: dict[str, Any]) -> str:
-    """Stored settings as JSON text for display."""
-    return json.dumps(settings, indent=1, sort_keys=True, default=str)

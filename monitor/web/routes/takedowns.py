@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor import accounts, casework
 from monitor.models import TakedownNotice, User
 from monitor.settings import SettingsError
-from monitor.takedowns import delivery
+from monitor.takedowns import delivery, reports
 from monitor.takedowns import notices as N
 from monitor.takedowns.config import PRIMARY_TYPES, TakedownSettings, notice_types
 from monitor.web.deps import BadInput, NotFound, current_user, load_case, reading, staff_post, visible_cases, writing
@@ -77,6 +77,25 @@ def notices_overview(request: Request, user: User = Depends(current_user)) -> Re
     return render(request, "takedowns/overview.html", {
         "overdue": [r for r in rows if r["overdue"]],
         "open": [r for r in rows if r["state"] not in ("removed",) and not r["overdue"]]})
+
+
+@router.get("/notices/report")
+def notices_report(request: Request, user: User = Depends(current_user)) -> Response:
+    """Time to removal, share within the deadline, open and overdue, per platform and notice type."""
+    ids = visible_cases(request, user)
+    with reading(request) as s:
+        rows = reports.takedown_report(s, case_ids=ids)
+    return render(request, "takedowns/report.html", {"rows": rows})
+
+
+@router.get("/notices/report.csv")
+def notices_report_csv(request: Request, user: User = Depends(current_user)) -> Response:
+    """The same report as CSV."""
+    ids = visible_cases(request, user)
+    with reading(request) as s:
+        rows = reports.takedown_report(s, case_ids=ids)
+    return Response(reports.to_csv(rows), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": 'attachment; filename="takedowns.csv"', "Cache-Control": "no-store, private"})
 
 
 @router.get("/cases/{reference}/notices")
