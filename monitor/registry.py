@@ -28,7 +28,8 @@ from monitor.changes import ActiveHash, HashChange, subscribe
 from monitor.crypto import hash_secret, verify_secret
 from monitor.identifiers import InvalidReference, new_reference, new_secret, normalize_reference, normalize_secret
 from monitor.iso3166 import normalize_country
-from monitor.models import Case, CaseStatus, Match, RegisteredHash, RegistryState, Submission, utcnow
+from monitor.models import (Case, CaseNote, CaseStatus, Match, MatchReview, NoticeConsent, RegisteredHash,
+                            RegistryState, Submission, WatchTerm, utcnow)
 from monitor.settings import DEFAULT_PDQ_MIN_QUALITY
 
 MAX_LABEL_CHARS = 200
@@ -326,9 +327,11 @@ def verify_case_secret(session: Session, reference: str, secret: str) -> bool:
 def withdraw_case(session: Session, reference: str, *, purge: bool = False, actor: str) -> WithdrawalSummary:
     """Stop matching a case now (its hashes get withdrawn_at); purge also deletes its hashes.
 
-    Purging deletes the hash rows and erases the case's label and contact details; the case row
-    (reference, status, dates), its submissions' counts, its matches (now without a hash) and
-    the audit log remain.
+    Purging deletes the hash rows and erases every piece of personal data the case holds: its
+    label and contact details, its watch terms, its advocates' notes and review notes, and the
+    victim's name and contact kept for notices. The case row (reference, status, dates), its
+    submissions' counts, its matches (now without a hash), notices already sent (a record of
+    what was asserted, to whom) and the audit log remain.
     """
     case = _get_case(session, reference, lock="update")
     now = utcnow()
@@ -354,16 +357,38 @@ def withdraw_case(session: Session, reference: str, *, purge: bool = False, acto
                                   .execution_options(synchronize_session=False)).rowcount
         case.label = None
         case.contact = None
+        erased = _erase_personal_rows(session, case.id)
         case.purged_at = now
         case.updated_at = now
         session.flush()
         audit.append(session, "case.purged", actor, case.id,
-                     {"hashes_deleted": deleted, "personal_data_erased": True})
+                     {"hashes_deleted": deleted, "personal_data_erased": True, **erased})
     if withdrawn or deleted:
         _bump_generation(session)
     changes.queue(session, HashChange("removed", tuple(matchable)))
     return WithdrawalSummary(reference=case.reference, status=case.status, already_withdrawn=already,
                              hashes_withdrawn=withdrawn, purged=case.purged_at is not None, hashes_deleted=deleted)
+
+
+def _erase_personal_rows(session: Session, case_id: int) -> dict[str, int]:
+    """Delete or blank the rows of later features that hold a case's personal data; the counts."""
+    counts = {
+        "watch_terms_deleted": session.execute(delete(WatchTerm).where(WatchTerm.case_id == case_id)
+                                               .execution_options(synchronize_session=False)).rowcount,
+        "notes_deleted": session.execute(delete(CaseNote).where(CaseNote.case_id == case_id)
+                                         .execution_options(synchronize_session=False)).rowcount,
+        # The decision and its reason code stay (the review history); free-text notes go.
+        "review_notes_erased": session.execute(
+            update(MatchReview).where(MatchReview.note.is_not(None),
+                                      MatchReview.match_id.in_(select(Match.id).where(Match.case_id == case_id)))
+            .values(note=None).execution_options(synchronize_session=False)).rowcount,
+    }
+    consent = session.get(NoticeConsent, case_id)
+    if consent is not None:
+        consent.victim_name = None
+        consent.victim_contact = None
+        consent.name_in_notices = False
+    return counts
 
 
 # --- hashes --------------------------------------------------------------------------------------

@@ -240,6 +240,29 @@ def test_purge_deletes_hashes_and_personal_data_but_keeps_case_and_audit(engine,
     assert active_ids(engine) == set()
 
 
+def test_purge_erases_watch_terms_notes_and_naming_consent(engine, case):
+    """Personal data added by later features goes with a purge too; the audit says how much."""
+    from monitor import casework, watchterms
+    from monitor.models import CaseNote, NoticeConsent, WatchTerm
+    from monitor.takedowns.notices import record_consent
+
+    with db.transaction(engine) as s:
+        watchterms.add_terms(s, case.reference, ["Jane Example", "@jane"], actor="test")
+        row = s.scalar(select(Case).where(Case.reference == case.reference))
+        casework.add_note(s, row, "called her on Tuesday", actor="test")
+        record_consent(s, row.id, consents=True, actor="test", victim_name="Jane Example",
+                       victim_contact="jane@example.org")
+    with db.transaction(engine) as s:
+        registry.withdraw_case(s, case.reference, purge=True, actor="test")
+    with db.transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(WatchTerm)) == 0
+        assert s.scalar(select(func.count()).select_from(CaseNote)) == 0
+        consent = s.scalar(select(NoticeConsent))
+        assert consent.victim_name is None and consent.victim_contact is None and not consent.name_in_notices
+        purged = s.scalar(select(AuditEntry).where(AuditEntry.action == "case.purged"))
+        assert purged.details["watch_terms_deleted"] == 2 and purged.details["notes_deleted"] == 1
+
+
 def test_purge_after_withdrawal(engine, case):
     register(engine, case.reference, hash_file_text())
     with db.transaction(engine) as s:
