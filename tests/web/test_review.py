@@ -201,3 +201,45 @@ def test_audit_chain_stays_intact_after_web_activity(world, clients, env, monkey
     r = CliRunner().invoke(app, ["audit", "verify", "--json"])
     assert r.exit_code == 0, r.output
     assert '"intact": true' in r.output
+
+
+def test_source_forms_show_the_connectors_validation_errors(world, clients):
+    admin = clients["admin"]
+    token = csrf_of(admin.get("/sources/new").text)
+    r = admin.post("/sources", data={"csrf_token": token, "url": "ftp://example.invalid/feed", "kind": "rss",
+                                     "interval": "1h"})
+    assert r.status_code == 422 and 'role="alert"' in r.text and "ftp://example.invalid/feed" in r.text
+    r = admin.post("/sources", data={"csrf_token": token, "url": world.site.url("/feed.xml"), "kind": "rss",
+                                     "interval": "soon"})
+    assert r.status_code == 422 and "interval" in r.text
+    r = admin.post("/sources", data={"csrf_token": token, "url": world.site.url("/g.html"), "kind": "gallery",
+                                     "interval": "1h", "options": "no_such_setting=1"})
+    assert r.status_code == 422 and "no_such_setting" in r.text
+    r = admin.post("/sources/fixture-feed/edit", data={"csrf_token": token, "interval": "30m",
+                                                      "options": "url=http://elsewhere.invalid/"})
+    assert r.status_code == 422 and "cannot be changed" in r.text
+    r = admin.post("/sources/fixture-feed/edit", data={"csrf_token": token, "interval": "30m"},
+                   follow_redirects=False)
+    assert r.status_code == 303
+    listed = admin.get("/api/sources").json()["sources"]
+    assert [s["interval_seconds"] for s in listed if s["name"] == "fixture-feed"] == [1800]
+    # a dry poll of the (empty) loopback feed
+    r = admin.post("/sources/fixture-feed/test", data={"csrf_token": token})
+    assert r.status_code == 200 and "0 item(s) listed" in r.text
+
+
+def test_staff_register_a_hash_file_and_open_a_case(world, clients):
+    from tests.web.conftest import make_hash_file
+
+    alice = clients["alice"]
+    token = csrf_of(alice.get(f"/cases/{world.cases['a']}").text)
+    r = alice.post(f"/cases/{world.cases['a']}/hashes", data={"csrf_token": token},
+                   files={"file": ("h.jsonl", make_hash_file(81))})
+    assert r.status_code == 200 and "hash(es) added from 1 picture(s)" in r.text
+    r = alice.post("/cases", data={"csrf_token": token, "jurisdiction": "ie"})
+    import re
+
+    ref = re.search(r"Case (NC-[A-Z0-9-]+) opened", r.text).group(1)
+    assert "shown only this once" in r.text
+    assert alice.get(f"/cases/{ref}").status_code == 200  # assigned to the advocate who opened it
+    assert clients["bob"].get(f"/cases/{ref}").status_code == 404
