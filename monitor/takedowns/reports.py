@@ -14,7 +14,7 @@ import datetime as dt
 import io
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,11 +53,14 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-def takedown_report(session: Session, *, now: dt.datetime | None = None) -> list[Row]:
-    """The report rows, sorted by platform and notice type."""
+def takedown_report(session: Session, *, now: dt.datetime | None = None,
+                    case_ids: Iterable[int] | None = None) -> list[Row]:
+    """The report rows, sorted by platform and notice type (only the given cases' notices when given)."""
     now = now or utcnow()
-    notices = session.scalars(select(TakedownNotice).where(
-        TakedownNotice.kind.in_([NoticeKind.NOTICE.value, NoticeKind.REUPLOAD.value]))).all()
+    q = select(TakedownNotice).where(TakedownNotice.kind.in_([NoticeKind.NOTICE.value, NoticeKind.REUPLOAD.value]))
+    if case_ids is not None:
+        q = q.where(TakedownNotice.case_id.in_(list(case_ids)))
+    notices = session.scalars(q).all()
     groups: dict[tuple[str, str], list[TakedownNotice]] = {}
     for n in notices:
         groups.setdefault((n.platform, n.notice_type), []).append(n)

@@ -192,3 +192,63 @@ def test_one_notice_per_platform_lists_every_known_copy_there(engine, tsettings)
         reddit = by_platform["reddit"]
         assert reddit.recipient["found_by"] == "registry" and reddit.delivery == "web_form"
         assert reddit.recipient["form_url"].startswith("https://")
+
+
+def test_an_organisation_rewords_a_template_without_touching_code(engine, tmp_path):
+    import shutil
+
+    from monitor.takedowns.config import TEMPLATES_DIR
+
+    own = tmp_path / "templates"
+    shutil.copytree(TEMPLATES_DIR / "en", own / "xx")
+    t = own / "xx" / "tos_report.txt"
+    t.write_text(t.read_text().replace("We report intimate images", "Our helpline reports intimate images"))
+    # The translator rewords a statement and its phrase together.
+    t.write_text(t.read_text().replace("without the consent", "sans the consent"))
+    (own / "xx" / "elements.toml").write_text((own / "xx" / "elements.toml").read_text().replace(
+        'non_consent = [["without the consent"], ["without consent"]]', 'non_consent = [["sans the consent"]]'))
+    ts = TakedownSettings(**ORG, templates_dir=own, language="xx")
+    case = make_case(engine, "GB")
+    add_copy(engine, case, picture_bytes(15), URLS[:1])
+    with db.transaction(engine) as s:
+        [notice] = N.draft_for_case(s, case.case_id, ts, actor="t", now=T0)
+        assert notice.language == "xx" and "Our helpline reports" in notice.body
+        assert notice.elements["ok"], notice.elements
+        # The shipped English phrase is not what this language checks for.
+        report = N.edit(s, notice, ts, actor="t", body=notice.body.replace("sans the consent", "without the consent"))
+        assert report.missing == ["non_consent"]
+
+
+@pytest.mark.parametrize("jurisdiction, profile, ntype", [
+    ("US", "US", "take_it_down"), ("FR", "EU", "dsa_art16"), ("GB", "UK", "tos_report"),
+    ("AU", "AU", "tos_report"), ("CA", "CA", "tos_report"), (None, "INTL", "tos_report")])
+def test_the_cases_jurisdiction_picks_the_profile_and_its_default_notice(engine, tsettings, jurisdiction, profile,
+                                                                         ntype):
+    case = make_case(engine, jurisdiction)
+    add_copy(engine, case, picture_bytes(16), URLS[:1])
+    with db.transaction(engine) as s:
+        [notice] = N.draft_for_case(s, case.case_id, tsettings, actor="t", now=T0)
+        assert (notice.profile, notice.notice_type) == (profile, ntype)
+        assert notice.elements["ok"], notice.elements
+        assert notice.deadline_hours == profiles()[profile].deadline_hours
+
+
+def test_pdf_copies_keep_non_latin_text_with_a_unicode_font(engine, tsettings):
+    from pathlib import Path
+
+    from monitor.takedowns import delivery
+    from monitor.takedowns.config import _FONT_CANDIDATES
+
+    font = next((Path(f) for f in _FONT_CANDIDATES if Path(f).is_file()), None)
+    if font is None:
+        pytest.skip("no DejaVu Sans on this machine (the PDF falls back to Latin-1)")
+    case = make_case(engine, "US")
+    add_copy(engine, case, picture_bytes(18), URLS[:1])
+    with db.transaction(engine) as s:
+        N.record_consent(s, case.case_id, consents=True, victim_name="Зоя Ĳsbrand", actor="t")
+        [notice] = N.draft_for_case(s, case.case_id, tsettings, actor="t", now=T0)
+        assert "/s/ Зоя Ĳsbrand" in notice.body
+        import dataclasses
+        pdf = delivery.pdf_bytes(notice, dataclasses.replace(tsettings, pdf_font=font))
+        latin = delivery.pdf_bytes(notice, tsettings)
+    assert pdf.startswith(b"%PDF") and b"DejaVu" in pdf and latin.startswith(b"%PDF")

@@ -73,6 +73,10 @@ def test_notices_tab_draft_edit_approve_send_and_overdue_list(world, clients, sm
     assert f"/notices/{nid}" in alice.get("/notices").text
     mark = alice.post(f"/notices/{nid}/mark", data={"csrf_token": token, "state": "acknowledged", "ticket": "X-1"})
     assert mark.status_code == 200 and "X-1" in mark.text
+    report = alice.get("/notices/report")
+    assert report.status_code == 200 and "demo-board" in report.text and "take_it_down" in report.text
+    assert "demo-board,take_it_down,1,1,0" in alice.get("/notices/report.csv").text
+    assert "demo-board" not in bob.get("/notices/report").text  # only the cases one can see
 
 
 def test_every_notice_route_against_every_role(world, clients):  # noqa: F811
@@ -88,7 +92,8 @@ def test_every_notice_route_against_every_role(world, clients):  # noqa: F811
              ("POST", f"/notices/{nid}/edit", {"subject": "s", "body": "b"}), ("POST", f"/notices/{nid}/mark",
                                                                                   {"state": "refused"}),
              ("POST", f"/notices/{nid}/approve", {}), ("POST", f"/notices/{nid}/send", {}),
-             ("POST", f"/cases/{ref}/notices", {})]
+             ("POST", f"/cases/{ref}/notices", {}), ("GET", "/notices", None), ("GET", "/notices/report", None),
+             ("GET", "/notices/report.csv", None)]
     for method, path, body in table:
         for role in ("anonymous", "bob", "alice", "admin"):
             c = clients[role]
@@ -99,7 +104,7 @@ def test_every_notice_route_against_every_role(world, clients):  # noqa: F811
                 got = c.post(path, data={**body, "csrf_token": token}, follow_redirects=False)
             if role == "anonymous":
                 assert got.status_code == 303 and got.headers["location"].startswith("/login"), (path, role)
-            elif role == "bob":
+            elif role == "bob" and "/notices/report" not in path and path != "/notices":
                 assert got.status_code == 404, (path, role, got.status_code)
             else:  # allowed: the answer is the page, a redirect, or a refusal naming a notice problem
                 assert got.status_code in (200, 303, 409, 422), (path, role, got.status_code, got.text[:300])
