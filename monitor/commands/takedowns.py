@@ -50,6 +50,11 @@ def _http(settings: Settings):
     return http_client(settings.monitor)
 
 
+def _t(value) -> str:  # noqa: ANN001
+    """A time for people: minutes, UTC."""
+    return value.strftime("%Y-%m-%d %H:%M UTC") if hasattr(value, "strftime") else str(value or "-")
+
+
 def _print_notice(d: dict) -> None:
     _out.print(Text(f"{d['reference']} ({d['kind']}, {d['type']}, profile {d['profile']}) for case {d['case']}: "
                     f"{d['state']}"))
@@ -60,9 +65,11 @@ def _print_notice(d: dict) -> None:
     _out.print(Text("legal elements: " + ("all present" if el.get("ok") else
                                           "MISSING " + ", ".join(el.get("missing", [])))))
     if d.get("deadline_at"):
-        _out.print(Text(f"deadline: {d['deadline_at']}" + (" (OVERDUE)" if d["overdue"] else "")))
+        _out.print(Text(f"sent: {_t(d['sent_at'])}; deadline: {_t(d['deadline_at'])}" +
+                        (" (OVERDUE)" if d["overdue"] else "") +
+                        (f"; removed: {_t(d['removed_at'])}" if d.get("removed_at") else "")))
     for u in d["urls"]:
-        _out.print(Text(f"  {u['url']}  " + (f"gone {u['gone_at']} ({u['gone_reason']})" if u["gone_at"] else
+        _out.print(Text(f"  {u['url']}  " + (f"gone {_t(u['gone_at'])} ({u['gone_reason']})" if u["gone_at"] else
                                              (u["last_result"] or "not checked yet"))))
     if d.get("body"):
         _out.print(Text(f"\nSubject: {d['subject']}\n\n{d['body']}"))
@@ -292,7 +299,7 @@ def takedown_list(
                 t.add_column(col)
             for d in data:
                 t.add_row(str(d["id"]), d["case"], d["kind"], d["type"], Text(d["platform"]), d["state"],
-                          str(len(d["urls"])), (str(d["deadline_at"]) + (" OVERDUE" if d["overdue"] else ""))
+                          str(len(d["urls"])), (_t(d["deadline_at"]) + (" OVERDUE" if d["overdue"] else ""))
                           if d["deadline_at"] else "-")
             _out.print(t)
         return EXIT_OK, {"notices": data}, human
