@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from monitor import db
 from monitor.alerts import smtp_connect
-from monitor.models import NoticeState, TakedownNotice, TakedownNoticeUrl, utcnow
+from monitor.models import Case, CaseStatus, NoticeState, TakedownNotice, TakedownNoticeUrl, utcnow
 from monitor.settings import SmtpSettings
 from monitor.takedowns.config import TakedownSettings
 from monitor.takedowns.notices import ADVOCATE_NOTE, NoticeError, reference, transition
@@ -100,12 +100,13 @@ class SendReport:
     sent: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     uncertain: list[int] = field(default_factory=list)  # claimed earlier, never confirmed: a person checks
+    cancelled: list[int] = field(default_factory=list)  # the case was withdrawn or closed: back to draft, not sent
     web_form: list[int] = field(default_factory=list)  # approved, waiting for a person to submit them
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"sent": self.sent, "failed": self.failed, "uncertain": self.uncertain, "web_form": self.web_form,
-                "errors": self.errors}
+                "cancelled": self.cancelled, "errors": self.errors}
 
 
 class _Refused(Exception):
@@ -138,12 +139,22 @@ def send_approved(engine: Engine, smtp: SmtpSettings | None, settings: TakedownS
     """Send every approved email notice (or those listed) once; see the module's doc for the guarantees."""
     report = SendReport()
     with db.session(engine) as s:
-        q = select(TakedownNotice.id, TakedownNotice.delivery, TakedownNotice.send_started_at).where(
-            TakedownNotice.state == NoticeState.APPROVED.value).order_by(TakedownNotice.id)
+        q = (select(TakedownNotice.id, TakedownNotice.delivery, TakedownNotice.send_started_at, Case.status)
+             .join(Case, Case.id == TakedownNotice.case_id)
+             .where(TakedownNotice.state == NoticeState.APPROVED.value).order_by(TakedownNotice.id))
         if notice_ids:
             q = q.where(TakedownNotice.id.in_(list(notice_ids)))
         rows = list(s.execute(q))
-    for notice_id, delivery, started in rows:
+    for notice_id, delivery, started, case_status in rows:
+        if case_status != CaseStatus.ACTIVE.value and started is None:
+            # Withdrawn or closed after approval: never sent; back to draft for a person to see why.
+            with db.transaction(engine) as s:
+                n = s.get(TakedownNotice, notice_id)
+                if n.state == NoticeState.APPROVED.value and n.send_started_at is None:
+                    transition(s, n, NoticeState.DRAFT, actor=actor, now=now(), reason="case-not-active")
+                    n.last_error = f"not sent: the case is {case_status}"
+            report.cancelled.append(notice_id)
+            continue
         if delivery != "email":
             report.web_form.append(notice_id)
             continue

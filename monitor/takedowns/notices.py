@@ -394,6 +394,9 @@ def approve(session: Session, notice: TakedownNotice, settings: TakedownSettings
     """A person approves the final text: refused when an element is missing or there is no recipient."""
     if notice.state != S.DRAFT.value:
         raise InvalidTransition(f"notice {reference(notice.id)} is {notice.state}: only a draft can be approved")
+    status = session.scalar(select(Case.status).where(Case.id == notice.case_id))
+    if status != CaseStatus.ACTIVE.value:
+        raise NoticeError(f"the case is {status}: its notices are not sent")
     report = recheck(session, notice, settings)
     if not report.ok:
         raise ElementsMissing(report)

@@ -33,8 +33,8 @@ from connectors.http import HttpClient
 from hashes.compute import HashOptions, hash_bytes
 from hashes.errors import HashingError
 from monitor import db
-from monitor.models import (Media, MediaSighting, NoticeKind, NoticeState, TakedownNotice, TakedownNoticeUrl,
-                            utcnow)
+from monitor.models import (Case, CaseStatus, Media, MediaSighting, NoticeKind, NoticeState, TakedownNotice,
+                            TakedownNoticeUrl, utcnow)
 from monitor.takedowns import notices as N
 from monitor.takedowns.config import TakedownSettings, profiles
 from monitor.takedowns.recipients import Recipient, RecipientFinder
@@ -175,7 +175,8 @@ def escalate_overdue(engine: Engine, settings: TakedownSettings, *, now: dt.date
     report = report or TrackReport()
     now = now or utcnow()
     with db.session(engine) as s:
-        ids = list(s.scalars(select(TakedownNotice.id).where(
+        ids = list(s.scalars(select(TakedownNotice.id).join(Case, Case.id == TakedownNotice.case_id).where(
+            Case.status == CaseStatus.ACTIVE.value,  # a withdrawn or closed case is not escalated
             TakedownNotice.kind.in_(ROOT_KINDS), TakedownNotice.deadline_at < now,
             TakedownNotice.state.in_([NoticeState.SENT.value, NoticeState.ACKNOWLEDGED.value,
                                       NoticeState.PARTLY_REMOVED.value, NoticeState.EXPIRED.value,
@@ -236,8 +237,9 @@ def flag_reuploads(engine: Engine, settings: TakedownSettings, *, now: dt.dateti
     report = report or TrackReport()
     now = now or utcnow()
     with db.session(engine) as s:
-        removed = list(s.scalars(select(TakedownNotice).where(TakedownNotice.kind.in_(ROOT_KINDS),
-                                                              TakedownNotice.state == NoticeState.REMOVED.value)))
+        removed = list(s.scalars(select(TakedownNotice).join(Case, Case.id == TakedownNotice.case_id).where(
+            Case.status == CaseStatus.ACTIVE.value, TakedownNotice.kind.in_(ROOT_KINDS),
+            TakedownNotice.state == NoticeState.REMOVED.value)))
     for earlier in removed:
         try:
             with db.transaction(engine) as s:

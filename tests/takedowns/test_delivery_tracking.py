@@ -216,3 +216,26 @@ def test_report_figures_on_known_data(engine):
     csv_text = reports.to_csv(list(by.values()))
     assert csv_text.splitlines()[0].startswith("platform,notice_type,notices")
     assert "demo-board,take_it_down,6,6,5,30.0,100.0,0.667,1,1" in csv_text
+
+
+def test_a_case_withdrawn_after_approval_is_never_sent_nor_escalated(engine, tsettings, smtp_server, http):
+    from monitor import registry
+    from monitor.models import Case
+
+    box, smtp = smtp_server
+    with LoopbackSite() as site:
+        nid, _ = _approved_notice(engine, tsettings, site, seeds=(71,))
+        other, _ = _approved_notice(engine, tsettings, site, seeds=(72,))
+        with db.transaction(engine) as s:
+            N.mark(s, N.get(s, other), "sent", actor="t", now=T0)
+            for notice_id in (nid, other):
+                ref = s.get(Case, s.get(TakedownNotice, notice_id).case_id).reference
+                registry.withdraw_case(s, ref, actor="test:victim")
+        report = delivery.send_approved(engine, smtp, tsettings)
+        assert report.cancelled == [nid] and report.sent == [] and box.messages == []
+        with db.session(engine) as s:
+            n = s.get(TakedownNotice, nid)
+            assert n.state == "draft" and "withdrawn" in n.last_error
+        with db.transaction(engine) as s, pytest.raises(N.NoticeError, match="withdrawn"):
+            N.approve(s, N.get(s, nid), tsettings, actor="t")
+        assert tracking.run(engine, http, tsettings, now=T0 + 100 * H).escalations == []
