@@ -10,9 +10,12 @@ Exit codes: 0 stopped cleanly; 2 usage error; 3 the database or the port is unav
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
-from typing import Optional
+import threading
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -34,6 +37,29 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _server_class():  # noqa: ANN202
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default
+        action would then kill the process before the scheduler is shut down. Ctrl-C or SIGTERM
+        here means: stop serving, then return, so the caller shuts everything else down."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return Server
 
 
 def serve_command(
@@ -75,6 +101,7 @@ def serve_command(
         raise typer.Exit(e.exit_code) from None
     http = http_client(settings.monitor)
     app = create_app(engine, settings, http_client=http)
+    _Server = _server_class()
     service = None
     try:
         if scheduler:
@@ -102,8 +129,8 @@ def serve_command(
                 if accounts.count_users(s) == 0:
                     _out.print(Text("No staff account yet: create the first admin with "
                                     "`ncii user add NAME --role admin`."))
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True,
-                                      server_header=False)).run()
+        _Server(uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True,
+                               server_header=False)).run()
     finally:
         if service is not None:
             service.shutdown()
