@@ -279,7 +279,9 @@ def draft(session: Session, *, case_id: int, platform: str, copies: Sequence[Cop
             recipient = finder.find(host)
         else:
             recipient = Recipient(name=host, found_by="none", detail="not looked up: set one by hand")
-    deadline = ntype.deadline_hours or base.deadline_hours or profile.deadline_hours
+    # The law's own period when it fixes one, else what the platform is known to take, else the profile's.
+    deadline = (ntype.deadline_hours or base.deadline_hours
+                or (registry_entry.deadline_hours if registry_entry is not None else None) or profile.deadline_hours)
     requester = _requester(session, case_id, base.may_name_victim, settings)
     language = language or settings.language
     notice = TakedownNotice(case_id=case_id, parent_id=parent.id if parent else None, kind=kind.value,
