@@ -243,3 +243,35 @@ def test_staff_register_a_hash_file_and_open_a_case(world, clients):
     assert "shown only this once" in r.text
     assert alice.get(f"/cases/{ref}").status_code == 200  # assigned to the advocate who opened it
     assert clients["bob"].get(f"/cases/{ref}").status_code == 404
+
+
+def test_sign_in_never_redirects_to_another_site(world):
+    from fastapi.testclient import TestClient
+
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        c = TestClient(world.app, base_url=BASE_URL)
+        token = csrf_of(c.get(f"/login?next={target}").text)
+        r = c.post("/login", data={"username": "alice", "password": "correct horse battery staple",
+                                   "csrf_token": token, "next": target}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_local_scan_previews_are_for_admins_only(world, clients, tmp_path):
+    from monitor.demo import pictures as P
+
+    picture = tmp_path / "scanned.jpg"
+    picture.write_bytes(P.jpeg_bytes(P.picture(41, (300, 200)), 85))
+    with db.transaction(world.engine) as s:
+        media = s.get(Match, world.matches["a"]).media_id
+        from monitor.models import Media, MediaSighting
+
+        s.get(Media, media).url = picture.as_uri()
+        for sighting in s.scalars(select(MediaSighting).where(MediaSighting.media_id == media)):
+            sighting.gone_at = sighting.last_seen_at  # only the local file is left
+    r = clients["alice"].get(f"/matches/{world.matches['a']}/preview")
+    assert r.status_code == 404 and "admins only" in r.text
+    r = clients["admin"].get(f"/matches/{world.matches['a']}/preview")
+    assert r.status_code == 200 and _size(r.content)[0] <= 240
+    picture.unlink()
+    r = clients["admin"].get(f"/matches/{world.matches['a']}/preview")
+    assert r.status_code == 404 and "no longer readable" in r.text
