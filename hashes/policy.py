@@ -33,14 +33,14 @@ KIND_DIHEDRAL = "dihedral"
 #: A region the monitor found in a picture: borders trimmed, the picture in a screenshot, a
 #: collage cell (``trim``, ``trim:smooth``, ``inner``, ``cell:N``).
 KIND_FOUND = "found"
-#: A registration region of an original: a crop window (``crop:…``, ``cut:…``, ``aspect:…``) or
+#: A registration region of an original: a crop window (``crop:…``, ``cut:…``, ``win:…``, ``aspect:…``) or
 #: a slightly rotated window (``rot:…``).
 KIND_CROP = "crop"
 #: Anything else (e.g. imagehash's crop-resistant ``segment:N``): no default rule uses it.
 KIND_OTHER = "other"
 
 _FOUND_PREFIXES = ("trim", "inner", "cell")
-_CROP_PREFIXES = ("crop", "cut", "aspect", "rot")
+_CROP_PREFIXES = ("crop", "cut", "win", "aspect", "rot")
 
 
 def region_kind(region: str) -> str:

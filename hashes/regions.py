@@ -23,6 +23,7 @@ Region labels (a-z, 0-9 and ``:._-``, at most 64 characters):
 ``crop:S:A``             registration: window of S (0-1) of each side kept at anchor A:
                          ``c`` centre, ``tl tr bl br`` corners, ``t b l r`` sides
 ``cut:A:S``              registration: only one side cut, S of that dimension kept at side A
+``win:L:R:T:B``          registration: window with the shares L, R, T, B cut from each side (0.025 / 0.075)
 ``aspect:W-H``           registration: largest centred window of aspect W:H (``1-1``, ``4-5``)
 ``rot:p3`` ``rot:m3``    registration: rotated +-3 degrees, cut to the largest upright window
 ``trim``                 query: uniform (single-colour) borders and letterboxing removed
@@ -36,6 +37,7 @@ Region labels (a-z, 0-9 and ``:._-``, at most 64 characters):
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -66,6 +68,12 @@ CROP_GRID: tuple[tuple[float, str], ...] = tuple(
 CUT_GRID: tuple[tuple[str, float], ...] = (
     ("t", 0.90), ("b", 0.90), ("l", 0.90), ("r", 0.90),
 )
+#: Crops that cut each side by its own share fall between the points of CROP_GRID. Windows that
+#: cut 2.5% or 7.5% from each side independently (``win:L:R:T:B``, the share cut from the left,
+#: right, top and bottom) put every edge of a crop that cuts up to 10% per side within 2.5% of a
+#: window's edge. The two with all four cuts equal are CROP_GRID's centred 0.95 and 0.85 windows
+#: already, so 14 are added.
+FREE_CUTS: tuple[float, ...] = (0.025, 0.075)
 #: Small rotations (degrees) registered as the largest upright window of the rotated original
 #: (label ``rot:p3`` / ``rot:m3``): PDQ of such a window stays within ~35 bits for +-1 degree
 #: around it, so with the unrotated crops they cover tilts up to about 4 degrees.
@@ -94,6 +102,12 @@ def registration_boxes(height: int, width: int) -> list[tuple[str, Box]]:
         ax = {"l": 1.0, "r": 0.0}.get(side, 0.5)  # cutting the left side keeps the right part
         ay = {"t": 1.0, "b": 0.0}.get(side, 0.5)
         out.append((f"cut:{side}:{keep:.2f}", _window(height, width, sx, sy, ax, ay)))
+    for cuts in itertools.product(FREE_CUTS, repeat=4):
+        if len(set(cuts)) == 1:
+            continue  # a centred crop of CROP_GRID
+        l, r, t, b = cuts
+        box = (round(t * height), round(l * width), height - round(b * height), width - round(r * width))
+        out.append((f"win:{l:.3f}:{r:.3f}:{t:.3f}:{b:.3f}", box))
     for name, aspect in ASPECTS:
         ratio = (width / height) / aspect
         if abs(math.log(ratio)) < _ASPECT_MIN_CHANGE:
