@@ -18,6 +18,7 @@ TABLE = [
     ("GET", "/review", "staff", None),
     ("GET", "/review?case={a}", "own", None),
     ("GET", "/matches/{ma}", "own", None),
+    ("GET", "/review/matches/{ma}", "staff", None),  # the alerts' link: a redirect to /matches/ID
     ("GET", "/matches/{ma}/preview", "own", None),
     ("POST", "/matches/{ma}/reveal", "own", {}),
     ("POST", "/matches/{ma}/decision", "own", {"decision": "confirmed"}),

@@ -275,3 +275,16 @@ def test_local_scan_previews_are_for_admins_only(world, clients, tmp_path):
     picture.unlink()
     r = clients["admin"].get(f"/matches/{world.matches['a']}/preview")
     assert r.status_code == 404 and "no longer readable" in r.text
+
+
+def test_the_review_link_in_alerts_opens_the_match_after_sign_in(world, clients):
+    from monitor.alerts import message
+    from monitor.models import Alert
+
+    link = message(Alert(id=1, kind="match", match_id=world.matches["a"], case_id=1, payload={}),
+                   "http://127.0.0.1")["review_url"]
+    path = link.removeprefix("http://127.0.0.1")
+    r = clients["anonymous"].get(path, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+    r = clients["alice"].get(path)
+    assert r.status_code == 200 and f"Match {world.matches['a']}" in r.text

@@ -129,6 +129,12 @@ def match_page(request: Request, match_id: RowId, user: User = Depends(current_u
                                           "reveal_minutes": int(previews.REVEAL_FOR.total_seconds() // 60)})
 
 
+@router.get("/review/matches/{match_id}")
+def alert_link(match_id: RowId, _user: User = Depends(current_user)) -> Response:
+    """Where the review links in alerts point (monitor/alerts.py)."""
+    return RedirectResponse(f"/matches/{match_id}", status_code=303)
+
+
 @router.get("/matches/{match_id}/preview")
 async def match_preview(request: Request, match_id: RowId, full: bool = False,
                         user: User = Depends(current_user)) -> Response:
