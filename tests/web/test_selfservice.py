@@ -22,8 +22,13 @@ def _sign_in(c: TestClient, reference: str, secret: str):
 
 
 def test_status_shows_counts_of_the_victims_own_case_only(world, clients):
-    clients["alice"].post(f"/api/matches/{world.matches['a']}/decision", json={"decision": "confirmed"},
-                          headers={"Authorization": f"Bearer {world.tokens['alice']}"})
+    from tests.web.conftest import add_match
+
+    auth = {"Authorization": f"Bearer {world.tokens['alice']}"}
+    clients["alice"].post(f"/api/matches/{world.matches['a']}/decision", json={"decision": "confirmed"}, headers=auth)
+    not_hers = add_match(world.engine, world.cases["a"], world.site, "not-hers", seed=90)
+    clients["alice"].post(f"/api/matches/{not_hers}/decision", json={"decision": "rejected", "reason": "not-a-copy"},
+                          headers=auth)  # a rejected match is not a copy: not counted as found
     c = _victim(world)
     r = _sign_in(c, world.cases["a"].lower().replace("-", " "), world.secrets["a"])  # typed loosely
     assert r.status_code == 200, r.text

@@ -68,7 +68,8 @@ def case_status(s: Session, case_id: int) -> dict[str, int | str]:
     summary = registry.show_case(s, case.reference)
     out: dict[str, int | str] = {
         "reference": case.reference, "status": case.status, "hashes": summary.hashes_active,
-        "images": summary.images, "found": sum(counts.values()),
+        # Matches the advocate rejected are not copies of the victim's pictures: not counted as found.
+        "images": summary.images, "found": sum(counts.values()) - counts.get(ReviewStatus.REJECTED.value, 0),
         "confirmed": counts.get(ReviewStatus.CONFIRMED.value, 0),
         "awaiting_review": counts.get(ReviewStatus.PENDING.value, 0),
     }
