@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from monitor import accounts, casework, db
 from monitor.demo.run import run_demo
 from monitor.demo.site import LoopbackSite
-from monitor.models import Case
+from monitor.models import Case, Source, User
 from monitor.settings import DB_FILE_NAME, Settings
 
 DEMO_ADMIN = "demo-admin"
@@ -35,7 +35,8 @@ class DemoServe:
 
 
 def wants_demo(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
-    """True on the embedded default with nothing set up: no NCII_DATABASE_URL and no staff account yet."""
+    """True on the embedded default with nothing set up: no NCII_DATABASE_URL, and the default
+    database (if any) has no staff account, no case and no source yet."""
     env = os.environ if env is None else env
     if (env.get("NCII_DATABASE_URL") or "").strip():
         return False
@@ -45,7 +46,8 @@ def wants_demo(settings: Settings, env: Mapping[str, str] | None = None) -> bool
     engine = db.open_database(settings)
     try:
         with db.session(engine) as s:
-            return accounts.count_users(s) == 0
+            used = [s.scalar(select(func.count()).select_from(t)) for t in (User, Case, Source)]
+        return not any(used)
     finally:
         engine.dispose()
 

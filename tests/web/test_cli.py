@@ -116,3 +116,20 @@ def test_serve_without_configuration_serves_the_demo_and_stops_cleanly(tmp_path,
     text_out = "".join(output) + rest
     assert proc.returncode == 0, text_out
     assert "NETWORK VIOLATION" not in text_out
+
+
+def test_the_demo_is_served_only_when_nothing_is_set_up(tmp_path, monkeypatch):
+    from monitor import db, registry
+    from monitor.demo.serve import wants_demo
+    from monitor.settings import Settings
+
+    monkeypatch.delenv("NCII_DATABASE_URL", raising=False)
+    settings = Settings.load({"NCII_DATA_DIR": str(tmp_path)})
+    assert wants_demo(settings, {})  # no database yet
+    engine = db.open_database(settings)
+    assert wants_demo(settings, {})  # an empty one
+    with db.transaction(engine) as s:
+        registry.create_case(s, actor="test")
+    engine.dispose()
+    assert not wants_demo(settings, {})  # someone's cases: never hide them behind the demo
+    assert not wants_demo(settings, {"NCII_DATABASE_URL": "postgresql://x@127.0.0.1/y"})
