@@ -16,8 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor import accounts, review
 from monitor.models import User
-from monitor.web.deps import (BadInput, RowId, admin_post, current_user, load_case, reading, require_admin, staff_post,
-                              visible_cases)
+from monitor.web.deps import BadInput, RowId, admin_post, current_user, reading, require_admin, staff_post
 from monitor.web.routes import cases as case_routes
 from monitor.web.routes import review as review_routes
 from monitor.web.routes import sources as source_routes
@@ -108,11 +107,7 @@ def reasons() -> dict[str, Any]:
 def list_matches(request: Request, status: Optional[Status] = None, case: Optional[str] = Query(None, max_length=32),
                  source: Optional[str] = Query(None, max_length=64), limit: int = Query(50, ge=1, le=500),
                  offset: int = Query(0, ge=0, le=10_000_000), user: User = Depends(current_user)) -> dict[str, Any]:
-    ids = visible_cases(request, user)
-    with reading(request) as s:
-        case_id = load_case(s, user, case).id if case else None
-        rows = review.list_matches(s, case_ids=ids, status=status, case_id=case_id, source=source, limit=limit,
-                                   offset=offset)
+    rows = review_routes.queue(request, user, status=status, case=case, source=source, limit=limit, offset=offset)
     return {"matches": [m.to_dict() for m in rows]}
 
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from monitor import accounts, review, sources
+from monitor import accounts, audit, review, sources
 from monitor.models import ReviewStatus, User
 from monitor.web import previews
-from monitor.web.deps import (BadInput, NotFound, RowId, current_user, load_match, reading, staff_post, visible_cases,
-                              writing)
+from monitor.web.deps import (BadInput, NotFound, RowId, current_user, load_case, load_match, reading, staff_post,
+                              visible_cases, writing)
 from monitor.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -77,6 +77,19 @@ async def preview_response(request: Request, user: User, match_id: int, full: bo
                                                             "Content-Disposition": "inline"})
 
 
+def queue(request: Request, user: User, *, status: str | None, case: str | None, source: str | None, limit: int,
+          offset: int) -> list[review.MatchView]:
+    """The matches this user may see, filtered; showing them is audited (which ids were shown)."""
+    ids = visible_cases(request, user)
+    with writing(request) as s:
+        case_id = load_case(s, user, case).id if case else None
+        matches = review.list_matches(s, case_ids=ids, status=status, case_id=case_id, source=source or None,
+                                      limit=limit, offset=offset)
+        if matches:
+            audit.append(s, "matches.listed", accounts.actor_of(user), case_id, {"match_ids": [m.id for m in matches]})
+    return matches
+
+
 def decide(request: Request, user: User, match_ids: list[int], decision: str, reason: str | None,
            note: str | None) -> list[int]:
     """Apply a decision to matches the user may see (all or nothing)."""
@@ -106,15 +119,8 @@ def review_queue(request: Request, status: str = "pending", case: str | None = N
     if status not in ("all", *[s.value for s in ReviewStatus]):
         raise BadInput("status must be pending, confirmed, rejected or all")
     page = max(1, min(page, 10_000))
-    ids = visible_cases(request, user)
-    with reading(request) as s:
-        case_id = None
-        if case:
-            from monitor.web.deps import load_case
-
-            case_id = load_case(s, user, case).id
-        matches = review.list_matches(s, case_ids=ids, status=None if status == "all" else status, case_id=case_id,
-                                      source=source, limit=50, offset=(page - 1) * 50)
+    matches = queue(request, user, status=None if status == "all" else status, case=case, source=source, limit=50,
+                    offset=(page - 1) * 50)
     return render(request, "review.html", {"matches": matches, "status": status, "case": case, "source": source,
                                            "page": page, "reasons": review.REJECT_REASONS,
                                            "minor_notice": previews.MINOR_NOTICE})
