@@ -514,7 +514,7 @@ class MatchReview(Base):
     match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), index=True)
     reviewer: Mapped[str] = mapped_column(String(128))
     decision: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(String(32))  # a code from monitor.review.REASONS
+    reason: Mapped[str | None] = mapped_column(String(32))  # a code from monitor.review.REJECT_REASONS or CONFIRM_REASONS
     note: Mapped[str | None] = mapped_column("note_enc", EncryptedText("match_reviews.note"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
