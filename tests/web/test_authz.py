@@ -47,6 +47,7 @@ TABLE = [
     ("GET", "/account", "staff", None),
     ("POST", "/account/tokens", "staff", {"name": "laptop"}),
     ("POST", "/account/tokens/999999/revoke", "staff-404", {}),
+    ("POST", "/account/password", "staff-422", {"current": "wrong", "new": "x"}),
     ("GET", "/login", "public", None),
     ("GET", "/self-service", "public", None),
     ("GET", "/self-service/case", "self", None),
@@ -110,6 +111,8 @@ def _expected(access: str, role: str, api: bool) -> str:
         return "404"
     if access == "logout":
         return "login"
+    if access == "staff-422":
+        return "422"
     return "ok"
 
 
@@ -163,6 +166,7 @@ def test_every_route_against_every_role(world, clients):
                 "401": r.status_code == 401,
                 "403": r.status_code == 403,
                 "404": r.status_code == 404,
+                "422": r.status_code == 422,
                 "login": r.status_code == 303 and r.headers.get("location", "").startswith("/login"),
                 "self-denied": r.status_code == 401 and "self-service" in r.text,
             }[want]

@@ -288,3 +288,16 @@ def test_the_review_link_in_alerts_opens_the_match_after_sign_in(world, clients)
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
     r = clients["alice"].get(path)
     assert r.status_code == 200 and f"Match {world.matches['a']}" in r.text
+
+
+def test_changing_your_password_ends_your_sessions(world, clients):
+    alice = clients["alice"]
+    token = csrf_of(alice.get("/account").text)
+    r = alice.post("/account/password", data={"csrf_token": token, "current": "wrong", "new": "a new long password"})
+    assert r.status_code == 422 and "current password" in r.text
+    r = alice.post("/account/password", data={"csrf_token": token, "current": "correct horse battery staple",
+                                              "new": "a new long password"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert alice.get("/", follow_redirects=False).headers["location"].startswith("/login")
+    sign_in(world.app, "alice", "a new long password")
+    assert "user.password_changed" in [a for a, _d in _actions(world.engine)]

@@ -132,3 +132,20 @@ def account_revoke(request: Request, token_id: RowId, user: User = Depends(staff
     """Revoke a token."""
     revoke_token(request, user, token_id)
     return RedirectResponse("/account", status_code=303)
+
+
+@router.post("/account/password")
+def account_password(request: Request, current: str = Form(""), new: str = Form(""),
+                     user: User = Depends(staff_post)) -> Response:
+    """Change your own password (the current one is checked); every session ends, sign in again."""
+    from monitor.crypto import verify_secret
+
+    try:
+        with writing(request) as s:
+            me = s.get(User, user.id)
+            if not verify_secret(me.password_hash, current):
+                raise BadInput("the current password is not right", 422)
+            accounts.set_password(s, me.username, new, actor=accounts.actor_of(user))
+    except accounts.InvalidAccountData as e:
+        raise BadInput(str(e), 422) from None
+    return RedirectResponse("/login", status_code=303)
