@@ -70,6 +70,8 @@ TABLE = [
     ("PUT", "/api/cases/{a}/assignment", "admin", {"username": "alice"}),
     ("POST", "/api/cases/{a}/notes", "own", {"body": "note"}),
     ("POST", "/api/cases/{a}/hashes", "own", "hashfile"),
+    ("POST", "/api/cases/{a}/terms", "own", {"terms": ["A Name"], "kind": "name"}),
+    ("DELETE", "/api/cases/{a}/terms/999999", "own-404", None),
     ("GET", "/api/sources", "staff", None),
     ("POST", "/api/sources", "admin", {"url": "{feed}", "kind": "rss", "name": "api-{role}"}),
     ("PATCH", "/api/sources/fixture-feed", "admin", {"enabled": True}),
@@ -77,6 +79,7 @@ TABLE = [
     ("GET", "/api/users", "admin", None),
     ("POST", "/api/users", "admin", {"username": "api-{role}", "role": "advocate"}),
     ("POST", "/api/users/carol/disable", "admin", None),
+    ("POST", "/api/users/carol/enable", "admin", None),
     ("GET", "/api/tokens", "staff", None),
     ("POST", "/api/tokens", "staff", {"name": "tool"}),
     ("DELETE", "/api/tokens/999999", "staff-404", None),
@@ -133,7 +136,7 @@ def _call(client, world, role, method, path, body, api, token):
             return client.request(method, url, files={"file": ("h.jsonl", _hash_file())}, headers=headers)
         json_body = None
         if isinstance(body, dict):
-            json_body = {k: ([int(_fill(x, world, role)) for x in v] if isinstance(v, list)
+            json_body = {k: ([int(_fill(x, world, role)) for x in v] if k == "match_ids"
                              else _fill(v, world, role) if isinstance(v, str) else v) for k, v in body.items()}
         return client.request(method, url, json=json_body, headers=headers, follow_redirects=False)
     if method == "GET":

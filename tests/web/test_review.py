@@ -301,3 +301,19 @@ def test_changing_your_password_ends_your_sessions(world, clients):
     assert alice.get("/", follow_redirects=False).headers["location"].startswith("/login")
     sign_in(world.app, "alice", "a new long password")
     assert "user.password_changed" in [a for a, _d in _actions(world.engine)]
+
+
+def test_watch_terms_panel_adds_shows_and_removes_terms(world, clients):
+    alice, ref = clients["alice"], world.cases["a"]
+    token = csrf_of(alice.get(f"/cases/{ref}").text)
+    alice.post(f"/cases/{ref}/terms", data={"csrf_token": token, "kind": "handle", "terms": "@someone\n\n@else"})
+    terms = alice.get(f"/api/cases/{ref}").json()["watch_terms"]
+    assert sorted(t["term"] for t in terms) == ["@else", "@someone"]
+    assert "@someone" in alice.get(f"/cases/{ref}").text
+    r = alice.post(f"/cases/{ref}/terms/{terms[0]['id']}/delete", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303
+    assert len(alice.get(f"/api/cases/{ref}").json()["watch_terms"]) == 1
+    # bob cannot add terms to alice's case through the API either
+    r = clients["anonymous"].post(f"/api/cases/{ref}/terms", json={"terms": ["x"]},
+                                  headers={"Authorization": f"Bearer {world.tokens['bob']}"})
+    assert r.status_code == 404

@@ -187,6 +187,22 @@ async def add_hashes(request: Request, reference: str, file: UploadFile,
     return summary.to_dict()
 
 
+class NewTerms(BaseModel):
+    terms: list[str] = Field(..., min_length=1, max_length=100)
+    kind: Literal["name", "username", "handle"] = "name"
+
+
+@router.post("/cases/{reference}/terms", status_code=201, summary="Add watch terms (names, handles; stored encrypted)")
+def add_terms(request: Request, reference: str, body: NewTerms, user: User = Depends(staff_post)) -> dict[str, Any]:
+    return {"terms": case_routes.add_terms(request, user, reference, body.terms, body.kind)}
+
+
+@router.delete("/cases/{reference}/terms/{term_id}", summary="Remove a watch term")
+def remove_term(request: Request, reference: str, term_id: RowId, user: User = Depends(staff_post)) -> dict[str, Any]:
+    case_routes.remove_term(request, user, reference, term_id)
+    return {"ok": True}
+
+
 # --- sources -------------------------------------------------------------------------------------------
 
 @router.get("/sources", summary="Every source with its health")
@@ -241,6 +257,11 @@ def add_user(request: Request, body: NewUser, admin: User = Depends(admin_post))
 @router.post("/users/{username}/disable", summary="Disable a staff account (admins)")
 def disable_user(request: Request, username: str, admin: User = Depends(admin_post)) -> dict[str, Any]:
     return user_routes.set_disabled(request, admin, username, True)
+
+
+@router.post("/users/{username}/enable", summary="Re-enable a staff account (admins)")
+def enable_user(request: Request, username: str, admin: User = Depends(admin_post)) -> dict[str, Any]:
+    return user_routes.set_disabled(request, admin, username, False)
 
 
 @router.get("/tokens", summary="Your API tokens (never their values)")

@@ -114,6 +114,32 @@ def register_upload(request: Request, user: User, reference: str, data: bytes) -
         raise BadInput(str(e), 409) from None
 
 
+def add_terms(request: Request, user: User, reference: str, terms: list[str], kind: str) -> list[dict[str, Any]]:
+    """Add watch terms to a case the user may see; returns the new ones."""
+    if watchterms is None:
+        raise BadInput("watch terms are not available in this version", 404)
+    try:
+        with writing(request) as s:
+            case = load_case(s, user, reference)
+            added = watchterms.add_terms(s, case.reference, [t for t in terms if t.strip()], kind=kind,
+                                         actor=accounts.actor_of(user))
+            return [t.to_dict() for t in added]
+    except (watchterms.WatchTermError, registry.RegistryError) as e:
+        raise BadInput(str(e), 422) from None
+
+
+def remove_term(request: Request, user: User, reference: str, term_id: int) -> None:
+    """Remove one watch term of a case the user may see."""
+    if watchterms is None:
+        raise BadInput("watch terms are not available in this version", 404)
+    try:
+        with writing(request) as s:
+            case = load_case(s, user, reference)
+            watchterms.remove_term(s, case.reference, term_id, actor=accounts.actor_of(user))
+    except (watchterms.WatchTermNotFound, watchterms.WatchTermError) as e:
+        raise BadInput(str(e), 404) from None
+
+
 # --- pages -----------------------------------------------------------------------------------------
 
 @router.get("/cases")
@@ -192,27 +218,12 @@ def read_limit() -> int:
 def case_terms(request: Request, reference: str, terms: str = Form(""), kind: str = Form("name"),
                user: User = Depends(staff_post)) -> Response:
     """Add watch terms (one per line)."""
-    if watchterms is None:
-        raise BadInput("watch terms are not available in this version", 404)
-    try:
-        with writing(request) as s:
-            case = load_case(s, user, reference)
-            watchterms.add_terms(s, case.reference, [t for t in terms.splitlines() if t.strip()], kind=kind,
-                                 actor=accounts.actor_of(user))
-    except (watchterms.WatchTermError, registry.RegistryError) as e:
-        raise BadInput(str(e), 422) from None
+    add_terms(request, user, reference, terms.splitlines(), kind)
     return RedirectResponse(f"/cases/{reference}#terms", status_code=303)
 
 
 @router.post("/cases/{reference}/terms/{term_id}/delete")
 def case_term_delete(request: Request, reference: str, term_id: RowId, user: User = Depends(staff_post)) -> Response:
     """Remove one watch term."""
-    if watchterms is None:
-        raise BadInput("watch terms are not available in this version", 404)
-    try:
-        with writing(request) as s:
-            case = load_case(s, user, reference)
-            watchterms.remove_term(s, case.reference, term_id, actor=accounts.actor_of(user))
-    except (watchterms.WatchTermNotFound, watchterms.WatchTermError) as e:
-        raise BadInput(str(e), 404) from None
+    remove_term(request, user, reference, term_id)
     return RedirectResponse(f"/cases/{reference}#terms", status_code=303)
