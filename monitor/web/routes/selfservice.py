@@ -12,7 +12,7 @@ from typing import Callable
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -30,9 +30,20 @@ PATH = "/self-service"
 FAILED = "The case reference and secret do not match. Check both and try again."
 THROTTLED = "Too many attempts. For your safety, please wait an hour and try again, or contact your advocate."
 
-#: Extra status counts shown to the victim: name -> function(session, case_id) -> int. Takedowns
-#: (issue 8) register "taken_down" here; until then it is 0.
-STATUS_COUNTERS: dict[str, Callable[[Session, int], int]] = {"taken_down": lambda _s, _case_id: 0}
+def _copies_taken_down(s: Session, case_id: int) -> int:
+    """Addresses reported in the case's takedown notices that are gone (0 without takedowns)."""
+    try:
+        from monitor.models import TakedownNotice, TakedownNoticeUrl
+    except ImportError:  # pragma: no cover - a build without takedowns
+        return 0
+    return s.scalar(select(func.count(distinct(TakedownNoticeUrl.url_sha256)))
+                    .join(TakedownNotice, TakedownNotice.id == TakedownNoticeUrl.notice_id)
+                    .where(TakedownNotice.case_id == case_id, TakedownNoticeUrl.gone_at.is_not(None))) or 0
+
+
+#: Extra status counts shown to the victim: name -> function(session, case_id) -> int. Features
+#: may replace one with register_status_counter (e.g. a different notion of "taken down").
+STATUS_COUNTERS: dict[str, Callable[[Session, int], int]] = {"taken_down": _copies_taken_down}
 
 
 def register_status_counter(name: str, counter: Callable[[Session, int], int]) -> None:
