@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from monitor import __version__
 from monitor.settings import Settings
 from monitor.web.deps import BadInput, CsrfFailed, Forbidden, NotFound, SignInRequired
-from monitor.web.security import SecurityHeaders
+from monitor.web.security import BodyLimit, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
 
@@ -40,7 +40,8 @@ def create_app(engine: Engine, settings: Settings, *, http_client=None) -> FastA
     app.state.engine = engine
     app.state.settings = settings
     app.state.http_client = http_client
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # outermost: the headers go on every response, 413s included
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @app.exception_handler(SignInRequired)

@@ -76,3 +76,49 @@ def set_cookie(response, request: Request, name: str, value: str, max_age: int, 
     """Set an HttpOnly, SameSite cookie (Secure unless local plain http)."""
     response.set_cookie(name, value, max_age=max_age, path=path, httponly=True, samesite=samesite,
                         secure=cookie_secure(request))
+
+
+MAX_BODY_BYTES = 8 * 1024 * 1024  # the largest upload is a 5 MiB hash file
+
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies over MAX_BODY_BYTES (413), declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _too_large(send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await _too_large(send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send) -> None:
+    body = b'{"ok": false, "error": {"code": "too-large", "message": "the request is too large"}}'
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

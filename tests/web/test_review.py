@@ -317,3 +317,10 @@ def test_watch_terms_panel_adds_shows_and_removes_terms(world, clients):
     r = clients["anonymous"].post(f"/api/cases/{ref}/terms", json={"terms": ["x"]},
                                   headers={"Authorization": f"Bearer {world.tokens['bob']}"})
     assert r.status_code == 404
+
+
+def test_oversized_requests_are_refused_before_they_are_read(world, clients):
+    big = b"x" * (9 * 1024 * 1024)
+    r = clients["alice"].post(f"/cases/{world.cases['a']}/hashes", files={"file": ("h.jsonl", big)})
+    assert r.status_code == 413
+    assert r.headers["x-content-type-options"] == "nosniff"
