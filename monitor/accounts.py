@@ -328,8 +328,10 @@ def revoke_api_token(session: Session, user: User, token_id: int, *, actor: str)
     return row
 
 
-def user_for_token(session: Session, token: str | None) -> User | None:
-    """The active user an API token belongs to, or None (unknown, revoked, or user disabled)."""
+def user_for_token(session: Session, token: str | None, *, touch: bool = True) -> User | None:
+    """The active user an API token belongs to, or None (unknown, revoked, or user disabled).
+
+    touch=True records the use (at most every 5 minutes, so reads rarely write)."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == sha256_hex(token)))
@@ -338,10 +340,19 @@ def user_for_token(session: Session, token: str | None) -> User | None:
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         return None
-    now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=5):
-        row.last_used_at = now  # coarse, so reads do not write on every request
+    if touch and token_use_due(row):
+        row.last_used_at = utcnow()
     return user
+
+
+def token_use_due(row: ApiToken) -> bool:
+    """True when the token's last use is unrecorded or older than 5 minutes."""
+    return row.last_used_at is None or utcnow() - row.last_used_at > dt.timedelta(minutes=5)
+
+
+def token_row(session: Session, token: str) -> ApiToken | None:
+    """The stored row of an API token, if any."""
+    return session.scalar(select(ApiToken).where(ApiToken.token_sha256 == sha256_hex(token)))
 
 
 def user_dict(user: User) -> dict[str, Any]:

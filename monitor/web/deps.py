@@ -76,8 +76,12 @@ def optional_user(request: Request) -> User | None:
     request.state.auth = None
     token = _bearer(request)
     if token is not None:
-        with writing(request) as s:
-            user = accounts.user_for_token(s, token)
+        with reading(request) as s:  # most requests only read; the use is recorded every few minutes
+            user = accounts.user_for_token(s, token, touch=False)
+            due = user is not None and accounts.token_use_due(accounts.token_row(s, token))
+        if due:
+            with writing(request) as s:
+                accounts.user_for_token(s, token)
         request.state.auth = "token" if user else None
     else:
         cookie = request.cookies.get(STAFF_COOKIE)

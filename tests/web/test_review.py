@@ -324,3 +324,10 @@ def test_oversized_requests_are_refused_before_they_are_read(world, clients):
     r = clients["alice"].post(f"/cases/{world.cases['a']}/hashes", files={"file": ("h.jsonl", big)})
     assert r.status_code == 413
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_token_use_is_recorded(world, clients):
+    auth = {"Authorization": f"Bearer {world.tokens['bob']}"}
+    assert clients["anonymous"].get("/api/me", headers=auth).status_code == 200
+    tokens = clients["anonymous"].get("/api/tokens", headers=auth).json()["tokens"]
+    assert tokens[0]["last_used_at"] is not None
