@@ -44,7 +44,6 @@ import re
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from hashes import _region_kernels as _k
 
@@ -458,6 +457,8 @@ class _Reduced:
         bg &= self.still
         if bg.mean() < 0.2:
             return None  # hardly any background: not a screenshot
+        from scipy import ndimage  # here, not at the top: importing it costs 0.2 s, and the victim's side never needs it
+
         labels, n = ndimage.label(~bg, structure=np.ones((3, 3), bool))
         if n == 0:
             return None

@@ -376,3 +376,16 @@ def test_very_thin_strips_have_no_regions(backend):
     assert regions.query_boxes(rgb, backend=backend) == []
     assert regions.query_boxes(rgb.transpose(1, 0, 2), backend=backend) == []
 
+
+
+def test_importing_hashing_loads_neither_numba_nor_scipy_ndimage():
+    """`ncii hash` (the victim's side) starts fast: the detector's compiled kernels and scipy load on first use."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, hashes.compute, hashes.regions; "
+            "assert not {'numba', 'scipy.ndimage', 'hashes._region_kernels_numba'} & set(sys.modules), sys.modules.keys()")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
