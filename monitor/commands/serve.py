@@ -11,6 +11,7 @@ Exit codes: 0 stopped cleanly; 2 usage error; 3 the database or the port is unav
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -24,6 +25,7 @@ from rich.text import Text
 from monitor.commands.registry import EXIT_UNAVAILABLE, CommandFailed, _errors
 from monitor.settings import Settings
 
+PREVIEW_MIN_INTERVAL = 0.2  # seconds between two preview fetches from one host
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -99,7 +101,9 @@ def serve_command(
     except CommandFailed as e:
         _err.print(Text(f"error: {e.message}"))
         raise typer.Exit(e.exit_code) from None
-    http = http_client(settings.monitor)
+    # Previews are fetched while a person waits: a shorter per-host interval than polling's.
+    http = http_client(dataclasses.replace(settings.monitor, http_min_interval=min(
+        settings.monitor.http_min_interval, PREVIEW_MIN_INTERVAL)))
     app = create_app(engine, settings, http_client=http)
     _Server = _server_class()
     service = None
