@@ -19,6 +19,11 @@ from sqlalchemy import select
 from monitor.models import Case, Match, Media, MediaSighting
 from monitor.settings import SmtpSettings
 from monitor.takedowns.config import TakedownSettings
+from tests.web import conftest as web_fixtures
+
+# The web tests' world (users, cases, signed-in clients) for the notices tab's tests.
+world = web_fixtures.world
+clients = web_fixtures.clients
 
 ORG = dict(org_name="Helpline Example", org_email="notices@helpline.example", org_address="1 Example Street, Springfield",
            org_phone="+1 555 0100", signatory="Alex Advocate", sender="notices@helpline.example", bcc=None,

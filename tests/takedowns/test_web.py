@@ -10,7 +10,7 @@ import pytest
 
 from monitor import db, review
 from monitor.models import TakedownNotice
-from tests.web.conftest import clients, csrf_of, world  # noqa: F401  (fixtures)
+from tests.web.conftest import csrf_of
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
@@ -22,7 +22,7 @@ def _organisation(monkeypatch):
         monkeypatch.setenv(k, v)
 
 
-def test_notices_tab_draft_edit_approve_send_and_overdue_list(world, clients, smtp_server):  # noqa: F811
+def test_notices_tab_draft_edit_approve_send_and_overdue_list(world, clients, smtp_server):
     box, smtp = smtp_server
     world.app.state.settings = dataclasses.replace(world.app.state.settings, smtp=smtp)
     alice, bob = clients["alice"], clients["bob"]
@@ -79,7 +79,7 @@ def test_notices_tab_draft_edit_approve_send_and_overdue_list(world, clients, sm
     assert "demo-board" not in bob.get("/notices/report").text  # only the cases one can see
 
 
-def test_every_notice_route_against_every_role(world, clients):  # noqa: F811
+def test_every_notice_route_against_every_role(world, clients):
     """Anonymous: sign-in redirect; bob (not his case): 404; alice (hers) and admin: allowed."""
     ref = world.cases["a"]
     with db.transaction(world.engine) as s:

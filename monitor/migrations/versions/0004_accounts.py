@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql  # noqa: F401
 
 revision = "0004"
 down_revision = "0003"
