@@ -64,8 +64,11 @@ CROP_GRID: tuple[tuple[float, str], ...] = tuple(
     + [(s, a) for s in (0.95, 0.90, 0.85, 0.80) for a in ("tl", "tr", "bl", "br", "t", "b", "l", "r")]
 )
 #: One side cut off (a caption, watermark or frame removed along one edge): (side, kept share).
+#: 10% and 15%: between them (and the 0.95 anchored crops) every one-side cut up to ~17% is within
+#: ~2.5% of a window.
 CUT_GRID: tuple[tuple[str, float], ...] = (
     ("t", 0.90), ("b", 0.90), ("l", 0.90), ("r", 0.90),
+    ("t", 0.85), ("b", 0.85), ("l", 0.85), ("r", 0.85),
 )
 #: Crops that cut each side by its own share fall between the points of CROP_GRID. Windows that
 #: cut 2.5% or 7.5% from each side independently (``win:L:R:T:B``, the share cut from the left,

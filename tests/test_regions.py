@@ -50,7 +50,7 @@ def test_registration_labels_and_boxes(shape):
     boxes = regions.registration_boxes(h, w)
     labels = [label for label, _ in boxes]
     assert len(labels) == len(set(labels))
-    assert len(labels) <= 59
+    assert len(labels) <= 63
     for label, (t, l, b, r) in boxes:
         assert regions.LABEL_RE.match(label) and set(label) <= _REGION_CHARS
         assert 0 <= t < b <= h and 0 <= l < r <= w
@@ -62,11 +62,11 @@ def test_registration_regions_shapes_and_rotations():
     rgb = texture(300, 450)
     out = regions.registration_regions(rgb)
     labels = [label for label, _ in out]
-    assert "crop:0.90:c" in labels and "cut:b:0.90" in labels and "aspect:1-1" in labels
+    assert "crop:0.90:c" in labels and "cut:b:0.90" in labels and "cut:l:0.85" in labels and "aspect:1-1" in labels
     assert "win:0.025:0.075:0.075:0.025" in labels and "win:0.025:0.025:0.025:0.025" not in labels  # = crop:0.95:c
     assert dict(out)["win:0.075:0.025:0.025:0.075"].shape[:2] == (270, 405)  # 300 - 7.5 - 22.5 rows, 450 - 33.75 - 11.25 cols
     assert "rot:p3" in labels and "rot:m3" in labels
-    assert len(out) < 62
+    assert len(out) < 66
     for label, part in out:
         assert regions.LABEL_RE.match(label)
         assert part.ndim == 3 and part.shape[2] == 3 and min(part.shape[:2]) >= regions.MIN_REGION_SIDE
