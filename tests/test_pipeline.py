@@ -295,12 +295,20 @@ def test_a_failing_source_backs_off_and_is_unhealthy_while_the_others_poll(engin
 
 def test_a_stopped_poll_abandons_its_page_without_committing_anything(engine, site, pipeline):
     register_case(engine)
-    images = {f"slow-{i}.jpg": Route(jpeg(90 + i), "image/jpeg", delay=0.3) for i in range(6)}
-    sid = add_source(engine, serve_feed(site, images))
-    timer = threading.Timer(0.4, pipeline.stop.set)
-    timer.start()
+    first_fetch = threading.Event()
+
+    def slow(i: int):
+        def handler(_path: str) -> Route:
+            # Stop the poll while it is fetching this page's media (once: the second poll must run),
+            # rather than after a fixed time that a loaded machine can overrun.
+            if not first_fetch.is_set():
+                first_fetch.set()
+                pipeline.stop.set()
+            return Route(jpeg(90 + i), "image/jpeg", delay=0.3)
+        return handler
+
+    sid = add_source(engine, serve_feed(site, {f"slow-{i}.jpg": slow(i) for i in range(6)}))
     report = pipeline.poll(sid)
-    timer.join()
     assert report.interrupted and not report.error
     assert count(engine, SourceCandidate) == 0 and count(engine, Media) == 0
     with db.session(engine) as s:

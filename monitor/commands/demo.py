@@ -60,7 +60,8 @@ def demo_command(
         for p in missed:
             out.print(Text(f"not found: {p['file']} ({p['alteration']}): the default policy does not catch every "
                            "alteration yet; docs/matching.md lists what it misses and why."))
-        out.print(Text("Next: an advocate reviews each match (blurred preview) before any takedown is drafted. "
+        out.print(Text("Next: an advocate reviews the other matches (blurred previews) in the web app (`ncii serve`); "
+                       "no notice is drafted for a match a person has not confirmed. "
                        f"Demo files: {base}"))
     raise typer.Exit(0 if ok else 1)
 

@@ -161,7 +161,8 @@ def run_takedown_demo(engine: Engine, settings: Settings, site: LoopbackSite, ca
         rows = reports.takedown_report(s)
         sightings_gone = s.scalar(select(MediaSighting.gone_at).where(MediaSighting.url == urls[0]))
     took = (final["removed_at"] - final["sent_at"]).total_seconds() if final["removed_at"] else None
-    say(f"12. The re-check finds it gone: notice {final['reference']} is {final['state']} at {final['removed_at']}"
+    removed_at = final["removed_at"].strftime("%H:%M:%S UTC") if final["removed_at"] else "an unknown time"
+    say(f"12. The re-check finds it gone: notice {final['reference']} is {final['state']} at {removed_at}"
         + (f", {took:.1f} s after it was sent." if took is not None else "."))
     for r in rows:
         say(f"    report: {r.platform} / {r.notice_type}: {r.sent} sent, {r.removed} removed, median "
