@@ -75,6 +75,8 @@ class MatchView:
     reviewed_at: str | None
     created_at: str
     other_places: int = 0
+    #: The same picture also matched a case flagged as involving a minor: no preview, whichever case.
+    minor_elsewhere: bool = False
     places: list[dict[str, Any]] = field(default_factory=list)
     reviews: list[dict[str, Any]] = field(default_factory=list)
 
@@ -124,7 +126,10 @@ def _views(session: Session, rows: Sequence[Any], *, detail: bool) -> list[Match
     places: dict[int, list[MediaSighting]] = {}
     counts: dict[int, int] = {}
     context: dict[int, tuple[str | None, str | None, str | None]] = {}
+    minor_media: set[int] = set()
     if media_ids:
+        minor_media = set(session.scalars(select(Match.media_id).join(Case, Case.id == Match.case_id)
+                                          .where(Match.media_id.in_(media_ids), Case.involves_minor.is_(True))))
         for mid, n in session.execute(select(MediaSighting.media_id, func.count())
                                       .where(MediaSighting.media_id.in_(media_ids)).group_by(MediaSighting.media_id)):
             counts[mid] = n
@@ -152,7 +157,8 @@ def _views(session: Session, rows: Sequence[Any], *, detail: bool) -> list[Match
             first_seen_at=_iso(media.first_seen_at) or "", last_seen_at=_iso(media.last_seen_at) or "",
             algorithm=match.algorithm, distance=match.distance, query_region=match.query_region,
             review_status=match.review_status, reviewer=match.reviewer, reviewed_at=_iso(match.reviewed_at),
-            created_at=_iso(match.created_at) or "", other_places=max(0, counts.get(media.id, 1) - 1))
+            created_at=_iso(match.created_at) or "", other_places=max(0, counts.get(media.id, 1) - 1),
+            minor_elsewhere=media.id in minor_media and not minor)
         if detail:
             view.places = [{"url": s.url, "page_url": s.page_url, "source": s.source,
                             "first_seen_at": _iso(s.first_seen_at), "last_seen_at": _iso(s.last_seen_at),

@@ -74,7 +74,9 @@ def optional_user(request: Request) -> User | None:
     user: User | None = None
     request.state.web_session = None
     request.state.auth = None
-    token = _bearer(request)
+    # API tokens work on the API only: pages and their forms take the session cookie (and its CSRF
+    # token), so a token leaked from a script cannot change a password or mint tokens through a form.
+    token = _bearer(request) if request.url.path.startswith("/api/") else None
     if token is not None:
         with reading(request) as s:  # most requests only read; the use is recorded every few minutes
             user = accounts.user_for_token(s, token, touch=False)

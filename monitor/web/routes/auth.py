@@ -36,6 +36,8 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
         result = accounts.authenticate(s, username, password, client_address(request))
         token = None
         if result.user is not None:
+            # A new session id at every sign-in; a session this browser already had ends here.
+            accounts.end_session(s, request.cookies.get(STAFF_COOKIE))
             token, _ws = accounts.create_session(s, SessionKind.STAFF, user_id=result.user.id)
     if token is None:
         message = ("Too many failed sign-ins: try again in a few minutes." if result.reason == "throttled"

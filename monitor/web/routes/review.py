@@ -45,7 +45,7 @@ def do_reveal(request: Request, user: User, match_id: int) -> None:
     with writing(request) as s:
         match = load_match(s, user, match_id)
         view = review.get_match(s, match.id)
-        if view.involves_minor:
+        if view.involves_minor or view.minor_elsewhere:
             raise BadInput(previews.MINOR_NOTICE, 403)
         previews.reveal(s, user, match.id, match.case_id, accounts.actor_of(user))
 
@@ -56,7 +56,7 @@ async def preview_response(request: Request, user: User, match_id: int, full: bo
         with reading(request) as s:
             match = load_match(s, user, match_id)
             view = review.get_match(s, match.id)
-            if view.involves_minor:
+            if view.involves_minor or view.minor_elsewhere:  # the same picture matched a minor's case
                 raise previews.PreviewUnavailable(previews.MINOR_NOTICE, 403)
             revealed = full and previews.is_revealed(s, user, match.id)
             if full and not revealed:

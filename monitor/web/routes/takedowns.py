@@ -9,6 +9,7 @@ translate requests to it.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -20,7 +21,8 @@ from monitor.settings import SettingsError
 from monitor.takedowns import delivery, reports
 from monitor.takedowns import notices as N
 from monitor.takedowns.config import PRIMARY_TYPES, TakedownSettings, notice_types
-from monitor.web.deps import BadInput, NotFound, current_user, load_case, reading, staff_post, visible_cases, writing
+from monitor.web.deps import (BadInput, NotFound, RowId, current_user, load_case, reading, staff_post, visible_cases,
+                              writing)
 from monitor.web.render import NAV, NavItem, render, templates
 
 router = APIRouter(include_in_schema=False)
@@ -41,6 +43,14 @@ def _load_notice(s, user: User, notice_id: int) -> TakedownNotice:
     if notice is None or not casework.can_see(s, user, notice.case_id):
         raise NotFound("no such notice")
     return notice
+
+
+def _web_address(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _act(fn):  # noqa: ANN001, ANN202
@@ -127,7 +137,7 @@ def draft_notices(request: Request, reference: str, notice_type: str = Form(""),
 
 
 @router.get("/notices/{notice_id}")
-def notice_page(request: Request, notice_id: int, user: User = Depends(current_user)) -> Response:
+def notice_page(request: Request, notice_id: RowId, user: User = Depends(current_user)) -> Response:
     """One notice: text (editable while a draft), recipient, legal elements, state, URLs, actions."""
     with reading(request) as s:
         d = N.to_dict(s, _load_notice(s, user, notice_id), body=True)
@@ -135,9 +145,14 @@ def notice_page(request: Request, notice_id: int, user: User = Depends(current_u
 
 
 @router.post("/notices/{notice_id}/edit")
-def notice_edit(request: Request, notice_id: int, body: str = Form(...), subject: str = Form(...),
+def notice_edit(request: Request, notice_id: RowId, body: str = Form(...), subject: str = Form(...),
                 to_email: str = Form(""), form_url: str = Form(""), user: User = Depends(staff_post)) -> Response:
     """Save the advocate's edit; the legal elements are checked again."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in subject):
+        # A line break in the subject is an email header break: the .eml export and sending would fail.
+        raise BadInput("the subject must be one line (no line breaks or control characters)", 422)
+    if form_url.strip() and not _web_address(form_url.strip()):
+        raise BadInput("the platform's web form must be an http:// or https:// address", 422)
     ts = _settings()
 
     def run() -> None:
@@ -152,7 +167,7 @@ def notice_edit(request: Request, notice_id: int, body: str = Form(...), subject
 
 
 @router.post("/notices/{notice_id}/approve")
-def notice_approve(request: Request, notice_id: int, user: User = Depends(staff_post)) -> Response:
+def notice_approve(request: Request, notice_id: RowId, user: User = Depends(staff_post)) -> Response:
     """Approve the final text (refused when a legal element is missing)."""
     ts = _settings()
 
@@ -164,7 +179,7 @@ def notice_approve(request: Request, notice_id: int, user: User = Depends(staff_
 
 
 @router.post("/notices/{notice_id}/send")
-async def notice_send(request: Request, notice_id: int, user: User = Depends(staff_post)) -> Response:
+async def notice_send(request: Request, notice_id: RowId, user: User = Depends(staff_post)) -> Response:
     """Email an approved notice (once) over the configured SMTP server."""
     ts = _settings()
 
@@ -183,7 +198,7 @@ async def notice_send(request: Request, notice_id: int, user: User = Depends(sta
 
 
 @router.post("/notices/{notice_id}/mark")
-def notice_mark(request: Request, notice_id: int, state: str = Form(...), ticket: str = Form(""),
+def notice_mark(request: Request, notice_id: RowId, state: str = Form(...), ticket: str = Form(""),
                 user: User = Depends(staff_post)) -> Response:
     """Record what happened: submitted through a web form (with the ticket), acknowledged, removed, refused."""
     def run() -> None:
@@ -195,7 +210,7 @@ def notice_mark(request: Request, notice_id: int, state: str = Form(...), ticket
 
 
 @router.get("/notices/{notice_id}/notice.{fmt}")
-def notice_export(request: Request, notice_id: int, fmt: str, user: User = Depends(current_user)) -> Response:
+def notice_export(request: Request, notice_id: RowId, fmt: str, user: User = Depends(current_user)) -> Response:
     """The notice as .eml or PDF."""
     if fmt not in ("eml", "pdf"):
         raise NotFound("no such export")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from monitor import accounts
+from monitor import accounts, audit
 from monitor.models import User
 from monitor.web.deps import (BadInput, NotFound, RowId, admin_post, current_user, reading, require_admin, staff_post,
                               writing)
@@ -143,9 +143,19 @@ def account_password(request: Request, current: str = Form(""), new: str = Form(
     try:
         with writing(request) as s:
             me = s.get(User, user.id)
-            if not verify_secret(me.password_hash, current):
-                raise BadInput("the current password is not right", 422)
-            accounts.set_password(s, me.username, new, actor=accounts.actor_of(user))
+            # Guesses at the current password count like failed sign-ins (a borrowed session or
+            # token must not become a way to find the password): the same per-account lock.
+            wait = accounts.throttled_for(s, "account", me.username)
+            right = not wait and verify_secret(me.password_hash, current)
+            if right:
+                accounts.set_password(s, me.username, new, actor=accounts.actor_of(user))
+            elif not wait:
+                accounts.record_failure(s, "account", me.username, accounts.ACCOUNT_RULE)
+                audit.append(s, "user.password_change_failed", accounts.actor_of(user), None, {"user_id": me.id})
     except accounts.InvalidAccountData as e:
         raise BadInput(str(e), 422) from None
+    if wait:
+        raise BadInput("too many wrong passwords: try again in a few minutes", 429)
+    if not right:
+        raise BadInput("the current password is not right", 422)
     return RedirectResponse("/login", status_code=303)
