@@ -98,6 +98,41 @@ def maybe_flat(act_along: np.ndarray, axis: int, tol: int, share: float) -> np.n
     return count >= (length - 1) - 2 * (1 - share) * length - 1
 
 
+def reduce_multiplier(f: int) -> int:
+    """Pillow's fixed-point reciprocal for an f x f box reduction (Reduce.c division_UINT32(f * f, 8)).
+
+    Computed in single precision as Pillow does, so the compiled reduction divides exactly as Pillow's.
+    """
+    return int(np.float32(4294967296.0) / np.float32(256 * f * f))
+
+
+def prepare_np(rgb: np.ndarray, f: int, still: int) -> tuple[np.ndarray, ...]:
+    """The detector's reduced planes and maps: (planes, act_x, act_y, still_x, still_y, still).
+
+    planes is (3, H // f, W // f) int16: Pillow's ``Image.reduce(f)`` of the whole f x f blocks of rgb
+    (H, W, 3) uint8; the maps are activity_np of it and activity <= still.
+    """
+    if f > 1:
+        from PIL import Image
+
+        hh, ww = (rgb.shape[0] // f) * f, (rgb.shape[1] // f) * f
+        small = np.asarray(Image.fromarray(np.ascontiguousarray(rgb[:hh, :ww])).reduce(f))
+    else:
+        small = rgb
+    planes = np.ascontiguousarray(small.transpose(2, 0, 1)).astype(np.int16)
+    act_x, act_y = activity_np(planes)
+    still_x = act_x <= still
+    still_y = act_y <= still
+    return planes, act_x, act_y, still_x, still_y, still_x & still_y
+
+
+def prepare(rgb: np.ndarray, f: int, still: int, numba: bool) -> tuple[np.ndarray, ...]:
+    """(planes, act_x, act_y, still_x, still_y, still) of rgb reduced by f, see prepare_np."""
+    if numba:
+        return _nb().prepare_nb(rgb, f, reduce_multiplier(f), still)
+    return prepare_np(rgb, f, still)
+
+
 def _bounds(colours: np.ndarray, tol: int) -> np.ndarray:
     """(k, 3, 2) int64: for each colour and channel the integers v with |v - colour| <= tol."""
     c = np.asarray(colours, np.float64).reshape(-1, 3)
@@ -135,6 +170,11 @@ def warm() -> None:
         return
     planes = np.zeros((3, 8, 8), np.int16)
     act_x, act_y = activity(planes, True)
+    for f in (1, 2, 3):
+        rgb = np.zeros((8, 8, 3), np.uint8)
+        prepare(rgb, f, 6, True)
+        rgb.flags.writeable = False  # decoded pictures are read-only: a separate compiled version
+        prepare(rgb, f, 6, True)
     close_any(planes, np.zeros((1, 3)), 12, True)
     flat_lines(planes, act_x, 0, 12, 0.98, True)
     flat_lines(planes, act_y, 1, 12, 0.98, True)

@@ -9,6 +9,7 @@ family from a small grey copy, regions from views of the same array.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Literal
@@ -121,13 +122,10 @@ def _pdq_hashes(rgb: np.ndarray, mode: RegionMode) -> list[HashValue]:
 
 
 def _imagehash_family(rgb: np.ndarray, algs: set[str]) -> list[HashValue]:
-    image = Image.fromarray(rgb)
     # pHash and dHash resample to 32x32 and 9x8 with Lanczos, whose cost grows with the input: a
     # box reduction to about 4x their size first costs little and changes nothing they measure.
-    grey = image.convert("L")
-    factor = min(grey.size) // IMAGEHASH_SIDE
-    if factor > 1:
-        grey = grey.reduce(factor)
+    grey = Image.fromarray(small_grey(rgb)) if algs & {"phash", "dhash"} else None
+    image = Image.fromarray(rgb) if algs & {"whash", "colorhash", "crophash"} else None
     found: list[HashValue] = []
     if "phash" in algs:
         found.append(HashValue("phash", perceptual.phash(grey)))
@@ -141,3 +139,54 @@ def _imagehash_family(rgb: np.ndarray, algs: set[str]) -> list[HashValue]:
         for i, value in enumerate(perceptual.crop_resistant(image)):
             found.append(HashValue("crophash", value, None, f"segment:{i}"))
     return found
+
+
+def small_grey(rgb: np.ndarray, *, backend: str | None = None) -> np.ndarray:
+    """The grey copy pHash and dHash are computed on: Pillow's ``convert("L")``, box-reduced by
+    ``min(height, width) // IMAGEHASH_SIDE`` when that is over 1 (Pillow's ``reduce``), as uint8.
+
+    backend: "numba" (one compiled pass, hashes._kernels_numba) or "numpy" (Pillow itself); both
+    give the same array. Default: numba when installed, unless NCII_GREY_BACKEND=numpy.
+    """
+    name = backend or os.environ.get("NCII_GREY_BACKEND", "").strip().lower() or "numba"
+    factor = min(rgb.shape[:2]) // IMAGEHASH_SIDE
+    if name == "numba":
+        kernel = _grey_kernel()
+        if kernel is not None:
+            return kernel(np.ascontiguousarray(rgb), factor, _reduce_multipliers(factor))
+    return _small_grey_pil(rgb, factor)
+
+
+def _small_grey_pil(rgb: np.ndarray, factor: int) -> np.ndarray:
+    grey = Image.fromarray(rgb).convert("L")
+    if factor > 1:
+        grey = grey.reduce(factor)
+    return np.asarray(grey)
+
+
+_multipliers: dict[int, np.ndarray] = {}
+_grey_compiled: object = None  # the compiled kernel once loaded; False when numba is unavailable
+
+
+def _reduce_multipliers(factor: int) -> np.ndarray:
+    """Pillow's fixed-point reciprocals (Reduce.c division_UINT32(area, 8), single precision) by block area."""
+    found = _multipliers.get(factor)
+    if found is None:
+        areas = np.arange(1, max(1, factor) ** 2 + 1, dtype=np.float32)
+        found = np.zeros(areas.size + 1, np.int64)
+        found[1:] = (np.float32(4294967296.0) / (np.float32(256) * areas)).astype(np.int64)
+        _multipliers[factor] = found
+    return found
+
+
+def _grey_kernel():
+    """hashes._kernels_numba.grey_reduce_nb, imported on first use; None when numba is unavailable."""
+    global _grey_compiled
+    if _grey_compiled is None:
+        try:
+            from hashes._kernels_numba import grey_reduce_nb
+
+            _grey_compiled = grey_reduce_nb
+        except Exception:  # pragma: no cover - numba missing or broken: Pillow's own path
+            _grey_compiled = False
+    return _grey_compiled or None

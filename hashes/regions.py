@@ -303,19 +303,12 @@ class _Reduced:
         self.rgb = rgb[:, :, :3] if rgb.shape[2] > 3 else rgb
         self.full_h, self.full_w = rgb.shape[:2]
         f = max(1, math.ceil(max(self.full_h, self.full_w) / DETECT_SIDE))
-        if f > 1:
-            # Only whole f x f blocks: reduced pixel (i, j) covers exactly full rows i*f..i*f+f-1.
-            hh, ww = (self.full_h // f) * f, (self.full_w // f) * f
-            small = np.asarray(Image.fromarray(np.ascontiguousarray(self.rgb[:hh, :ww])).reduce(f))
-        else:
-            small = self.rgb
+        # Only whole f x f blocks: reduced pixel (i, j) covers exactly full rows i*f..i*f+f-1. The
+        # reduction is Pillow's Image.reduce(f) (the compiled version computes the same integers).
         self.f = f
-        self.planes = np.ascontiguousarray(small.transpose(2, 0, 1)).astype(np.int16)
+        (self.planes, self.act_x, self.act_y,
+         self.still_x, self.still_y, self.still) = _k.prepare(self.rgb, f, _STILL, numba)
         self.h, self.w = self.planes.shape[1:]
-        self.act_x, self.act_y = _k.activity(self.planes, numba)
-        self.still_x = self.act_x <= _STILL
-        self.still_y = self.act_y <= _STILL
-        self.still = self.still_x & self.still_y
         self._ui_colours: list[np.ndarray] | None = None
         self._edge_colour_count = 0
 

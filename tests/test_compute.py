@@ -5,6 +5,8 @@ from __future__ import annotations
 import imagehash
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from hashes.compute import DEFAULT_ALGORITHMS, HashOptions, hash_bytes, hash_file
@@ -82,3 +84,31 @@ def test_bad_options_and_bad_files_give_clear_errors(tmp_path):
     with pytest.raises(HashingError) as e:
         hash_file(text)
     assert e.value.code == "not-an-image" and "notes.jpg" in str(e.value)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 700), w=st.integers(1, 700), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["noise", "flat", "extremes"]))
+def test_small_grey_compiled_equals_pillow(h, w, seed, kind):
+    """pHash and dHash's grey copy: the compiled pass equals Pillow's convert("L") + reduce, partial edge blocks included."""
+    from hashes.compute import small_grey
+
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    elif kind == "flat":
+        rgb = np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (h, w, 3)).copy()
+    else:
+        rgb = rng.choice(np.array([0, 1, 127, 128, 254, 255], np.uint8), (h, w, 3))
+    reference = small_grey(rgb, backend="numpy")
+    got = small_grey(rgb, backend="numba")
+    assert got.dtype == np.uint8 and got.shape == reference.shape and np.array_equal(got, reference)
+
+
+def test_small_grey_every_colour():
+    """The compiled RGB -> L conversion equals Pillow's for all 2**24 colours."""
+    from hashes.compute import small_grey
+
+    c = np.arange(1 << 24, dtype=np.uint32)
+    rgb = np.stack([c >> 16, (c >> 8) & 255, c & 255], axis=1).astype(np.uint8).reshape(64, 1 << 18, 3)
+    assert np.array_equal(small_grey(rgb, backend="numba"), small_grey(rgb, backend="numpy"))

@@ -561,3 +561,22 @@ def test_default_limits() -> None:
     assert DEFAULT_LIMITS == DecodeLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000, min_side=256)
     with pytest.raises(ValueError):
         DecodeLimits(max_pixels=0)
+
+
+def test_jpeg_marker_search_compiled_equals_numpy():
+    """The scan-count guard's compiled byte search gives exactly what the numpy one gives."""
+    from hashes.decode import _jpeg_markers_after, _jpeg_markers_after_np
+
+    rng = np.random.default_rng(7)
+    alphabet = np.array([0xFF, 0xD9, 0xDA, 0x00, 0x12], np.uint8)
+    for t in range(3000):
+        n = int(rng.integers(0, 200_000 if t % 100 == 0 else 300))
+        p = [0.3, 0.01, 0.05, 0.3, 0.34] if t % 2 else None
+        data = bytes(rng.choice(alphabet, n, p=p))
+        pos = int(rng.integers(0, n + 2))
+        assert _jpeg_markers_after(data, pos) == _jpeg_markers_after_np(data, pos), (data, pos)
+    photo = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)).save(photo, "JPEG", quality=95, progressive=True)
+    data = photo.getvalue() + photo.getvalue()  # a second picture after the first EOI is not counted
+    for pos in (2, 200, len(data) // 2, len(data) - 2, len(data) - 1, len(data)):
+        assert _jpeg_markers_after(data, pos) == _jpeg_markers_after_np(data, pos)

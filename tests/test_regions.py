@@ -389,3 +389,24 @@ def test_importing_hashing_loads_neither_numba_nor_scipy_ndimage():
             "assert not {'numba', 'scipy.ndimage', 'hashes._region_kernels_numba'} & set(sys.modules), sys.modules.keys()")
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+
+
+@needs_numba
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 90), w=st.integers(1, 90), f=st.integers(1, 12), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(["noise", "palette", "extremes"]), channels=st.sampled_from([3, 4]))
+def test_detector_preparation_numba_equal_pillow(h, w, f, seed, kind, channels):
+    """The compiled reduction and maps equal Pillow's Image.reduce(f) and the numpy maps, bit for bit."""
+    rng = np.random.default_rng(seed)
+    h, w = max(h, f), max(w, f)
+    if kind == "noise":
+        rgb = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    elif kind == "palette":
+        rgb = np.concatenate([palette_picture(rng, h, w), np.zeros((h, w, channels - 3), np.uint8)], axis=2)
+    else:  # sums at the rounding limits
+        rgb = rng.choice(np.array([0, 1, 127, 128, 254, 255], np.uint8), (h, w, channels))
+    view = rgb[:, :, :3]  # four channels: a strided view, as _Reduced hands in
+    reference = kernels.prepare(view, f, 6, numba=False)
+    view.flags.writeable = False  # decoded pictures are read-only
+    for a, b in zip(reference, kernels.prepare(view, f, 6, numba=True)):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
