@@ -237,7 +237,7 @@ def test_a_notice_subject_with_a_line_break_or_a_script_form_address_is_refused(
     with db.session(world.engine) as s:
         assert s.get(TakedownNotice, nid).subject == subject
     eml = alice.get(f"/notices/{nid}/notice.eml")
-    assert eml.status_code == 200 and b"Bcc" not in eml.content
+    assert eml.status_code == 200 and b"spy@evil.example" not in eml.content
 
 
 def test_withdraw_and_sign_out_without_the_csrf_token_change_nothing(world, clients):
@@ -255,3 +255,35 @@ def test_withdraw_and_sign_out_without_the_csrf_token_change_nothing(world, clie
         assert s.query(Case).filter_by(reference=world.cases["a"]).one().status == "active"
     assert clients["alice"].post("/logout", follow_redirects=False).status_code == 403
     assert clients["alice"].get("/api/me").status_code == 200
+
+
+def test_the_takedown_report_csv_never_hands_a_spreadsheet_a_formula(world, clients, monkeypatch):
+    """Text cells starting with = + - @ were written as they were (a formula when the CSV is opened)."""
+    import csv
+    import io
+
+    from monitor.models import TakedownNotice
+
+    nid, _token = _draft_notice(world, clients, monkeypatch)
+    with db.transaction(world.engine) as s:
+        s.get(TakedownNotice, nid).platform = '=HYPERLINK("http://127.0.0.1/x","open")'
+    r = clients["alice"].get("/notices/report.csv")
+    assert r.status_code == 200
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[1][0] == "'" + '=HYPERLINK("http://127.0.0.1/x","open")'
+    assert all(not v.startswith(("=", "+", "@")) for row in rows for v in row)
+    assert rows[0][0] == "platform" and rows[1][2] == "1"  # the rest of the report is unchanged
+
+
+def test_a_second_self_service_sign_in_ends_the_first_cases_session(world):
+    """On a shared browser, the earlier victim's case session stayed alive after someone else signed in."""
+    c = TestClient(world.app, base_url=BASE_URL)
+    token = csrf_of(c.get("/self-service").text)
+    c.post("/self-service", data={"reference": world.cases["a"], "secret": world.secrets["a"], "csrf_token": token})
+    first = c.cookies.get("ncii_self", path="/self-service")
+    r = c.post("/self-service", data={"reference": world.cases["b"], "secret": world.secrets["b"],
+                                      "csrf_token": token})
+    assert r.status_code == 200 and world.cases["b"] in r.text
+    old = TestClient(world.app, base_url=BASE_URL)
+    old.cookies.set("ncii_self", first, path="/self-service")
+    assert old.get("/self-service/case").status_code == 401

@@ -109,6 +109,8 @@ def sign_in(request: Request, reference: str = Form(""), secret: str = Form(""))
             message = THROTTLED
         elif registry.verify_case_secret(s, reference, secret):
             case = s.scalar(select(Case).where(Case.reference == ref_key))
+            # A shared browser: the session of a case signed in earlier ends here.
+            accounts.end_session(s, request.cookies.get(SELF_COOKIE))
             token, _ws = accounts.create_session(s, SessionKind.SELF_SERVICE, case_id=case.id)
             accounts.clear_failures(s, "reference", ref_key)
             audit.append(s, "self_service.signed_in", ACTOR, case.id, {})
