@@ -133,6 +133,19 @@ def prepare(rgb: np.ndarray, f: int, still: int, numba: bool) -> tuple[np.ndarra
     return prepare_np(rgb, f, still)
 
 
+def border_run(p: np.ndarray, axis: int, tol: int, share: float, edge: float, numba: bool) -> int | None:
+    """Border lines at the start of p (3, H, W) along axis, compiled (see hashes.regions._border_run,
+    the numpy version); None when numba is off, for the caller to run the numpy version."""
+    if not numba:
+        return None
+    return int(_nb().border_run_nb(p if axis == 0 else p.transpose(0, 2, 1), tol, share, edge))
+
+
+def dominant_colours(px: np.ndarray, n: int, most: int, share: float, tol: int) -> list[np.ndarray] | None:
+    """hashes.regions._dominant_colours compiled (numba on only; None: the caller runs the numpy version)."""
+    return [c for c in _nb().dominant_colours_nb(px, n, most, share, tol)]
+
+
 def _bounds(colours: np.ndarray, tol: int) -> np.ndarray:
     """(k, 3, 2) int64: for each colour and channel the integers v with |v - colour| <= tol."""
     c = np.asarray(colours, np.float64).reshape(-1, 3)
@@ -154,9 +167,10 @@ def close_any(planes: np.ndarray, colours: np.ndarray, tol: int, numba: bool) ->
 
 def flat_lines(planes: np.ndarray, act_along: np.ndarray, axis: int, tol: int, share: float, numba: bool) -> np.ndarray:
     """Lines near their median colour, see flat_lines_np; lines maybe_flat rules out are never examined."""
-    candidates = maybe_flat(act_along, axis, tol, share)
     if numba:
+        candidates = _nb().maybe_flat_nb(act_along, axis, tol, share)
         return _nb().flat_lines_nb(np.ascontiguousarray(planes), axis, tol, share, candidates)
+    candidates = maybe_flat(act_along, axis, tol, share)
     out = np.zeros(candidates.size, bool)
     if candidates.any():
         sub = planes[:, candidates] if axis == 0 else planes[:, :, candidates]
@@ -170,6 +184,10 @@ def warm() -> None:
         return
     planes = np.zeros((3, 8, 8), np.int16)
     act_x, act_y = activity(planes, True)
+    border_run(planes, 0, 12, 0.97, 0.4, True)
+    dominant_colours(planes[:, 0, :], 8, 2, 0.1, 12)
+    border_run(planes[:, ::-1], 1, 12, 0.97, 0.4, True)
+    border_run(planes[:, :, ::-1], 1, 12, 0.97, 0.4, True)
     for f in (1, 2, 3):
         rgb = np.zeros((8, 8, 3), np.uint8)
         prepare(rgb, f, 6, True)

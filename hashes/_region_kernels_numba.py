@@ -174,3 +174,110 @@ def flat_lines_nb(planes, axis, tol, share, candidates):  # pragma: no cover - c
                           & (lo[2] <= planes[2, k, line]) & (planes[2, k, line] <= hi[2]))
         out[line] = count / length >= share
     return out
+
+
+@njit(**_OPTS)
+def border_run_nb(p, tol, share, edge):  # pragma: no cover - compiled
+    # hashes.regions._border_run along rows of p (3, N, L) (columns: the caller transposes):
+    # leading lines with >= share of their pixels within tol of the first line's median colour,
+    # kept only if one of the next two lines has >= edge of its pixels off that colour.
+    _, size, length = p.shape
+    if length == 0 or size == 0:
+        return 0
+    colour = np.empty(3, np.float64)
+    for c in range(3):
+        colour[c] = np.median(p[c, 0, :])  # numpy's median: the mean of the middle two for even counts
+    c0, c1, c2 = colour[0], colour[1], colour[2]
+    n = 0
+    while n < size:
+        count = 0
+        for k in range(length):
+            if abs(p[0, n, k] - c0) <= tol and abs(p[1, n, k] - c1) <= tol and abs(p[2, n, k] - c2) <= tol:
+                count += 1
+        if count / length >= share:
+            n += 1
+        else:
+            break
+    if n == 0 or n >= size:
+        return n
+    differ = 0.0
+    for line in range(n, min(n + 2, size)):
+        count = 0
+        for k in range(length):
+            if abs(p[0, line, k] - c0) > tol or abs(p[1, line, k] - c1) > tol or abs(p[2, line, k] - c2) > tol:
+                count += 1
+        differ = max(differ, count / length)
+    return n if differ >= edge else 0
+
+
+@njit(**_OPTS)
+def maybe_flat_nb(act_along, axis, tol, share):  # pragma: no cover - compiled
+    # hashes._region_kernels.maybe_flat in one pass: lines with enough quiet neighbouring pairs
+    if axis == 0:
+        n, length = act_along.shape
+    else:
+        length, n = act_along.shape
+    limit = (length - 1) - 2 * (1 - share) * length - 1
+    out = np.zeros(n, np.bool_)
+    if axis == 0:
+        for line in range(n):
+            count = 0
+            for k in range(length - 1):
+                count += act_along[line, k] <= 2 * tol
+            out[line] = count >= limit
+    else:
+        counts = np.zeros(n, np.int64)
+        for k in range(length - 1):
+            row = act_along[k]
+            for line in range(n):
+                counts[line] += row[line] <= 2 * tol
+        for line in range(n):
+            out[line] = counts[line] >= limit
+    return out
+
+
+@njit(**_OPTS)
+def dominant_colours_nb(px, n, most, share, tol):  # pragma: no cover - compiled
+    # hashes.regions._dominant_colours: up to `most` colours (rows of the result) each covering
+    # >= share of n pixels, from px (3, m): the fullest 16-level colour bin's median colour, then
+    # the pixels within tol of it are removed and the next one is looked for.
+    out = np.empty((most, 3), np.float64)
+    found = 0
+    m = px.shape[1]
+    alive = np.ones(m, np.bool_)
+    left = m
+    keys = np.empty(m, np.int64)
+    for k in range(m):
+        keys[k] = (px[0, k] >> 4) * 256 + (px[1, k] >> 4) * 16 + (px[2, k] >> 4)
+    hist = np.zeros(4096, np.int64)
+    while left >= share * n and found < most and n > 0:
+        hist[:] = 0
+        for k in range(m):
+            if alive[k]:
+                hist[keys[k]] += 1
+        mode = 0
+        for v in range(4096):
+            if hist[v] > hist[mode]:
+                mode = v  # the first fullest bin, as argmax
+        chosen = hist[mode]
+        vals = np.empty(chosen, np.int64)
+        for c in range(3):
+            j = 0
+            for k in range(m):
+                if alive[k] and keys[k] == mode:
+                    vals[j] = px[c, k]
+                    j += 1
+            out[found, c] = np.median(vals)
+        c0, c1, c2 = out[found, 0], out[found, 1], out[found, 2]
+        near = 0
+        for k in range(m):
+            if alive[k] and abs(px[0, k] - c0) <= tol and abs(px[1, k] - c1) <= tol and abs(px[2, k] - c2) <= tol:
+                near += 1
+        if near < share * n:
+            break
+        for k in range(m):
+            if alive[k] and abs(px[0, k] - c0) <= tol and abs(px[1, k] - c1) <= tol and abs(px[2, k] - c2) <= tol:
+                alive[k] = False
+        left -= near
+        found += 1
+    return out[:found].copy()

@@ -324,17 +324,22 @@ class _Reduced:
         if b - t < 8 or r - l < 8:
             return box
         p = self.planes[:, t:b, l:r]
-        nt = _border_run(p, 0)
-        nb = _border_run(p[:, ::-1], 0)
+        nt = self._border_run(p, 0)
+        nb = self._border_run(p[:, ::-1], 0)
         if nt + nb >= (b - t) * (1 - _MIN_PART):
             return box  # (nearly) one colour throughout: a flat picture, not a border
         t, b = t + nt, b - nb
         p = self.planes[:, t:b, l:r]
-        nl = _border_run(p, 1)
-        nr = _border_run(p[:, :, ::-1], 1)
+        nl = self._border_run(p, 1)
+        nr = self._border_run(p[:, :, ::-1], 1)
         if nl + nr >= (r - l) * (1 - _MIN_PART):
             return box
         return _ignore_thin(box, (t, l + nl, b, r - nr))
+
+    def _border_run(self, p: np.ndarray, axis: int) -> int:
+        """_border_run, compiled when the numba backend is on (the same count)."""
+        n = _k.border_run(p, axis, _TOL, _BORDER_SHARE, _BORDER_EDGE, self.numba)
+        return _border_run(p, axis) if n is None else n
 
     def trim_smooth(self, box: Box) -> Box:
         """Shrink box past smooth bands at both ends (padding filled with a blurred copy of the picture).
@@ -401,9 +406,15 @@ class _Reduced:
             p = self.planes
             edge = np.concatenate([p[:, 0, :], p[:, -1, :], p[:, :, 0], p[:, :, -1]], axis=1)  # (3, n)
             still = np.concatenate([self.still[0], self.still[-1], self.still[:, 0], self.still[:, -1]])
-            self._ui_colours = _dominant_colours(edge[:, still], edge.shape[1], 4)
+            self._ui_colours = self._dominant_colours(edge[:, still], edge.shape[1], 4)
             self._edge_colour_count = len(self._ui_colours)
         return self._ui_colours
+
+    def _dominant_colours(self, px: np.ndarray, n: int, most: int, share: float = _UI_COLOUR_SHARE) -> list[np.ndarray]:
+        """_dominant_colours, compiled when the numba backend is on (the same colours)."""
+        if self.numba:
+            return _k.dominant_colours(px, n, most, share, _TOL)
+        return _dominant_colours(px, n, most, share)
 
     def _ui_map(self, t: int = 0, b: int | None = None) -> np.ndarray:
         """Boolean map of rows t..b: still pixels of a UI colour."""
@@ -419,7 +430,7 @@ class _Reduced:
             return None  # no UI bands to speak of: not a screenshot
         # Second look: flat colours common inside the UI rows (message bubbles, cards) are UI too.
         inside = self.still[ui] & ~ui_map[ui]
-        more = _dominant_colours(self.planes[:, ui][:, inside], int(inside.sum()), 2, 0.25)
+        more = self._dominant_colours(self.planes[:, ui][:, inside], int(inside.sum()), 2, 0.25)
         if more:
             self._ui_colours = self._ui_colours + more
             ui_map = self._ui_map()
@@ -484,6 +495,8 @@ class _Reduced:
         for axis in (0, 1):  # 0: a horizontal separator (rows); 1: a vertical one (columns)
             act_along = self.act_x[t:b, l:r] if axis == 0 else self.act_y[t:b, l:r]
             flat = _k.flat_lines(p, act_along, axis, _TOL, 0.98, self.numba)
+            if not flat.any():
+                continue  # no uniform line, no separator (_separator would find none)
             # mean colour change from line k to line k+1 (the activity maps hold each pixel's change)
             if axis == 0:
                 step = self.act_y[t:b - 1, l:r].mean(axis=1)

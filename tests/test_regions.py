@@ -410,3 +410,43 @@ def test_detector_preparation_numba_equal_pillow(h, w, f, seed, kind, channels):
     view.flags.writeable = False  # decoded pictures are read-only
     for a, b in zip(reference, kernels.prepare(view, f, 6, numba=True)):
         assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+
+
+def bordered_planes(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A picture with uniform bands of a random colour (noisy, near the tolerance) on random sides."""
+    rgb = palette_picture(rng, h, w).astype(np.int16)
+    colour = rng.integers(0, 256, 3)
+    for side in range(4):
+        k = int(rng.integers(0, max(1, (h if side < 2 else w) // 3)))
+        band = colour + rng.integers(-13, 14, 3) * (rng.random() < 0.3)
+        if side == 0:
+            rgb[:k] = band
+        elif side == 1:
+            rgb[h - k:] = band
+        elif side == 2:
+            rgb[:, :k] = band
+        else:
+            rgb[:, w - k:] = band
+    return planes_from(np.clip(rgb, 0, 255).astype(np.uint8))
+
+
+@needs_numba
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 80), w=st.integers(1, 80), seed=st.integers(0, 2**32 - 1))
+def test_border_colour_and_flatness_kernels_numba_equal_numpy(h, w, seed):
+    """Border runs, dominant colours and the flatness shortcut: compiled == numpy, on every view the detector uses."""
+    rng = np.random.default_rng(seed)
+    p = bordered_planes(rng, h, w)
+    for view in (p, p[:, ::-1], p[:, :, ::-1]):
+        for axis in (0, 1):
+            assert kernels.border_run(view, axis, 12, 0.97, 0.4, True) == regions._border_run(view, axis)
+    act_x, act_y = kernels.activity(p, numba=False)
+    for axis, act in ((0, act_x), (1, act_y)):
+        sub = act[h // 4:, w // 5:]  # a box inside the picture, as split_cells passes
+        assert np.array_equal(kernels._nb().maybe_flat_nb(sub, axis, 12, 0.98), kernels.maybe_flat(sub, axis, 12, 0.98))
+    px = p.reshape(3, -1)
+    keep = rng.random(px.shape[1]) < rng.random()
+    for n, most, share in ((px.shape[1], 4, 0.1), (int(keep.sum()), 2, 0.25), (px.shape[1], 3, 0.02)):
+        want = regions._dominant_colours(px[:, keep], n, most, share)
+        got = kernels.dominant_colours(px[:, keep], n, most, share, 12)
+        assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
