@@ -281,3 +281,57 @@ def dominant_colours_nb(px, n, most, share, tol):  # pragma: no cover - compiled
         left -= near
         found += 1
     return out[:found].copy()
+
+
+@njit(**_OPTS)
+def symmetric_pad_nb(act, axis, k, lo, hi, smooth_max, smooth_contrast):  # pragma: no cover - compiled
+    # hashes.regions._symmetric_pad of the line means of act (H, W): rows (axis=1, act_x.mean(axis=1))
+    # or columns (axis=0). Means are integer sums over a length (exact, as numpy's); the cumulative
+    # sums and every expression follow the numpy version's order, so the floats are identical.
+    if axis == 1:
+        n, length = act.shape
+    else:
+        length, n = act.shape
+    a = np.zeros(n, np.float64)
+    if axis == 1:
+        for i in range(n):
+            t = 0
+            for j in range(length):
+                t += act[i, j]
+            a[i] = t / length
+    else:
+        sums = np.zeros(n, np.int64)
+        for j in range(length):
+            row = act[j]
+            for i in range(n):
+                sums[i] += row[i]
+        for i in range(n):
+            a[i] = sums[i] / length
+    if hi <= lo:
+        return 0
+    c = np.zeros(n + 1, np.float64)
+    for i in range(n):
+        c[i + 1] = c[i] + a[i]
+    pre = np.empty(n, np.float64)
+    suf = np.empty(n, np.float64)
+    m1 = a[0]
+    m2 = a[n - 1]
+    for i in range(n):
+        m1 = max(m1, a[i])
+        m2 = max(m2, a[n - 1 - i])
+        pre[i] = m1
+        suf[i] = m2
+    best_w = 0
+    best = 0.0
+    any_ok = False
+    for w in range(lo, hi + 1):
+        outside = (c[w] - c[w - k] + c[n - w + k] - c[n - w]) / (2 * k)
+        inside = (c[w + k] - c[w] + c[n - w] - c[n - w - k]) / (2 * k)
+        pad_max = max(pre[w - 1], suf[w - 1])
+        contrast = inside / (outside + 0.25)
+        ok = pad_max < smooth_max and pad_max < 0.6 * inside and contrast >= smooth_contrast
+        value = contrast if ok else -1.0
+        if w == lo or value > best:  # the first largest, as argmax
+            best, best_w = value, w
+        any_ok = any_ok or ok
+    return best_w if any_ok else 0

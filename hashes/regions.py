@@ -350,13 +350,21 @@ class _Reduced:
         t, l, b, r = box
         if b - t < 16 or r - l < 16:
             return box
-        dt = _symmetric_pad(self.act_x[t:b, l:r].mean(axis=1))
+        dt = self._symmetric_pad(self.act_x[t:b, l:r], 1)
         if dt:
             t, b = t + dt, b - dt
-        dl = _symmetric_pad(self.act_y[t:b, l:r].mean(axis=0))
+        dl = self._symmetric_pad(self.act_y[t:b, l:r], 0)
         if dl:
             l, r = l + dl, r - dl
         return t, l, b, r
+
+    def _symmetric_pad(self, act: np.ndarray, axis: int) -> int:
+        """_symmetric_pad of act's line means (rows: axis=1), compiled when the numba backend is on."""
+        if not self.numba:
+            return _symmetric_pad(act.mean(axis=axis))
+        n = act.shape[1 - axis]
+        k, lo, hi = _pad_range(n)
+        return int(_k._nb().symmetric_pad_nb(act, axis, k, lo, hi, _SMOOTH_MAX, _SMOOTH_CONTRAST))
 
     def rotated_fill(self) -> Box | None:
         """The upright window inside a picture turned a few degrees on a one-colour canvas (full-res box).
@@ -653,6 +661,12 @@ def _border_run(p: np.ndarray, axis: int) -> int:
     return n if differ >= _BORDER_EDGE else 0
 
 
+def _pad_range(n: int) -> tuple[int, int, int]:
+    """(k, lo, hi) of _symmetric_pad for a profile of n lines: lines compared each side, least and most width."""
+    k = max(2, round(0.03 * n))
+    return k, max(k, math.ceil(_MIN_TRIM * n)), int(n * (1 - _MIN_PART) / 2)
+
+
 def _symmetric_pad(activity: np.ndarray) -> int:
     """Width of equal smooth bands at both ends of a line-activity profile (0: none).
 
@@ -660,8 +674,7 @@ def _symmetric_pad(activity: np.ndarray) -> int:
     the lines just inside textured; the width with the strongest contrast wins if it is clear.
     """
     n = activity.size
-    k = max(2, round(0.03 * n))
-    lo, hi = max(k, math.ceil(_MIN_TRIM * n)), int(n * (1 - _MIN_PART) / 2)
+    k, lo, hi = _pad_range(n)
     if hi <= lo:
         return 0
     a = activity.astype(np.float64)

@@ -450,3 +450,22 @@ def test_border_colour_and_flatness_kernels_numba_equal_numpy(h, w, seed):
         want = regions._dominant_colours(px[:, keep], n, most, share)
         got = kernels.dominant_colours(px[:, keep], n, most, share, 12)
         assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
+@needs_numba
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 120), w=st.integers(1, 120), seed=st.integers(0, 2**32 - 1), axis=st.sampled_from([0, 1]))
+def test_smooth_padding_kernel_numba_equal_numpy(h, w, seed, axis):
+    """The compiled smooth-padding search picks the same width as _symmetric_pad on the line means."""
+    rng = np.random.default_rng(seed)
+    act = rng.integers(0, int(rng.choice([3, 8, 40, 255])), (h, w)).astype(np.int16)
+    n = h if axis == 1 else w
+    pad = int(rng.integers(0, max(1, n // 3)))
+    quiet = rng.integers(0, int(rng.choice([1, 3, 6])), (h, w)).astype(np.int16)
+    if axis == 1:
+        act[:pad], act[h - pad:] = quiet[:pad], quiet[h - pad:]
+    else:
+        act[:, :pad], act[:, w - pad:] = quiet[:, :pad], quiet[:, w - pad:]
+    px = regions._Reduced(np.zeros((40, 40, 3), np.uint8), numba=True)
+    view = act[:, 1:] if rng.random() < 0.5 and w > 1 else act  # strided, as the boxes pass it
+    assert px._symmetric_pad(view, axis) == regions._symmetric_pad(view.mean(axis=axis))
