@@ -96,11 +96,24 @@ def _round(x: float | None) -> float | None:
 
 
 def to_csv(rows: list[Row]) -> str:
-    """The rows as CSV with a header line."""
+    """The rows as CSV with a header line, safe to open in a spreadsheet."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(COLUMNS)
     for r in rows:
         d = r.to_dict()
-        w.writerow(["" if d[c] is None else d[c] for c in COLUMNS])
+        w.writerow([_spreadsheet_cell(d[c]) for c in COLUMNS])
     return buf.getvalue()
+
+
+def _spreadsheet_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (= + - @, tab, CR) gets a leading ' (OWASP's
+    advice on CSV injection); numbers stay numbers, None becomes an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value

@@ -218,6 +218,20 @@ def test_report_figures_on_known_data(engine):
     assert "demo-board,take_it_down,6,6,5,30.0,100.0,0.667,1,1" in csv_text
 
 
+def test_the_report_csv_never_hands_a_spreadsheet_a_formula():
+    """`ncii report takedowns --csv` and the web download share one writer: a platform name that
+    starts like a formula is quoted, numbers (including negative ones) stay numbers."""
+    import csv
+    import io
+
+    row = reports.Row(platform='=HYPERLINK("http://127.0.0.1/x","open")', notice_type="dmca", notices=1,
+                      sent=1, removed=0, median_hours=None, p90_hours=None, within_deadline_share=None,
+                      open=1, overdue=0)
+    cells = list(csv.reader(io.StringIO(reports.to_csv([row]))))[1]
+    assert cells[0] == "'" + row.platform and cells[1:5] == ["dmca", "1", "1", "0"] and cells[5] == ""
+    assert reports._spreadsheet_cell("-1.5") == "-1.5" and reports._spreadsheet_cell("@x") == "'@x"
+
+
 def test_a_case_withdrawn_after_approval_is_never_sent_nor_escalated(engine, tsettings, smtp_server, http):
     from monitor import registry
     from monitor.models import Case

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from monitor import db
-from monitor.models import ApiToken, Match, User, utcnow
+from monitor.models import ApiToken, Case, Match, User, utcnow
 from tests.web.conftest import BASE_URL, PASSWORD, csrf_of, sign_in
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
@@ -287,3 +287,25 @@ def test_a_second_self_service_sign_in_ends_the_first_cases_session(world):
     old = TestClient(world.app, base_url=BASE_URL)
     old.cookies.set("ncii_self", first, path="/self-service")
     assert old.get("/self-service/case").status_code == 401
+
+
+def test_only_an_admin_clears_a_cases_minor_flag(world, clients):
+    """Clearing the flag turns previews back on, so an advocate may set it but not clear it."""
+    ref = world.cases["minor"]
+    alice, admin = clients["alice"], clients["admin"]
+    page = alice.get(f"/cases/{ref}").text
+    assert "only an admin can clear this" in page
+    r = alice.post(f"/cases/{ref}/details", data={"jurisdiction": "GB", "csrf_token": csrf_of(page)})
+    assert r.status_code == 403
+    # Saving other details keeps the flag (the page sends it), and the admin can clear it.
+    r = alice.post(f"/cases/{ref}/details", data={"jurisdiction": "IE", "involves_minor": "1",
+                                                  "csrf_token": csrf_of(page)})
+    assert r.status_code in (200, 303)
+    with db.session(world.engine) as s:
+        case = s.query(Case).filter_by(reference=ref).one()
+        assert case.involves_minor and case.jurisdiction == "IE"
+    r = admin.post(f"/cases/{ref}/details", data={"jurisdiction": "IE",
+                                                  "csrf_token": csrf_of(admin.get(f"/cases/{ref}").text)})
+    assert r.status_code in (200, 303)
+    with db.session(world.engine) as s:
+        assert not s.query(Case).filter_by(reference=ref).one().involves_minor

@@ -92,6 +92,9 @@ def change_case(request: Request, user: User, reference: str, *, jurisdiction: s
     try:
         with writing(request) as s:
             case = load_case(s, user, reference, lock=True)
+            # Clearing the flag turns previews back on: a second person (an admin) decides that.
+            if involves_minor is False and case.involves_minor and user.role != Role.ADMIN:
+                raise Forbidden("only an admin clears the minor flag")
             actor = accounts.actor_of(user)
             if assign:
                 casework.assign(s, case, assign_to or None, actor=actor)

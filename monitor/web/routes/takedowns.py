@@ -104,30 +104,8 @@ def notices_report_csv(request: Request, user: User = Depends(current_user)) -> 
     ids = visible_cases(request, user)
     with reading(request) as s:
         rows = reports.takedown_report(s, case_ids=ids)
-    return Response(_spreadsheet_safe(reports.to_csv(rows)), media_type="text/csv; charset=utf-8", headers={
+    return Response(reports.to_csv(rows), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": 'attachment; filename="takedowns.csv"', "Cache-Control": "no-store, private"})
-
-
-def _spreadsheet_safe(text: str) -> str:
-    """The CSV with every text cell that a spreadsheet would run as a formula (= + - @, tab, CR)
-    prefixed with ' (OWASP's advice); numbers stay numbers."""
-    import csv
-    import io
-
-    def cell(value: str) -> str:
-        if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-            try:
-                float(value)
-                return value
-            except ValueError:
-                return "'" + value
-        return value
-
-    out = io.StringIO()
-    w = csv.writer(out)
-    for row in csv.reader(io.StringIO(text)):
-        w.writerow([cell(v) for v in row])
-    return out.getvalue()
 
 
 @router.get("/cases/{reference}/notices")
