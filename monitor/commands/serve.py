@@ -71,6 +71,8 @@ def serve_command(
                                         help="Serve the demo (default: only when nothing is set up)."),
     scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler",
                                    help="Also poll the sources on their schedules (default: yes)."),
+    access_log: bool = typer.Option(False, "--access-log/--no-access-log",
+                                    help="Log every request's path (off by default: paths hold case references)."),
 ) -> None:
     """Run the web app (review, cases, sources, self-service, API) and the monitor's scheduler."""
     import uvicorn
@@ -134,7 +136,7 @@ def serve_command(
                     _out.print(Text("No staff account yet: create the first admin with "
                                     "`ncii user add NAME --role admin`."))
         _Server(uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True,
-                               server_header=False)).run()
+                               server_header=False, access_log=access_log)).run()
     finally:
         if service is not None:
             service.shutdown()
