@@ -124,7 +124,7 @@ def serve_command(
         url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}/"
         _out.print(Text(f"\nThe web app: {url}  (Ctrl-C stops it)"))
         if use_demo:
-            _out.print(Text(f"Demo: {prepared.matches} match(es) found for case {prepared.case_reference}; review them in the app."))
+            _out.print(Text(f"Demo: {prepared.pending} match(es) of case {prepared.case_reference} await review in the app."))
             for name, password in prepared.passwords.items():
                 _out.print(Text(f"  sign in as {name} with password {password}  (shown once)"))
             if prepared.case_secret:

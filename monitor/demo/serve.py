@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from monitor import accounts, casework, db
 from monitor.demo.run import run_demo
 from monitor.demo.site import LoopbackSite
-from monitor.models import Case, Source, User
+from monitor.models import Case, Match, ReviewStatus, Source, User
 from monitor.settings import DB_FILE_NAME, Settings
 
 DEMO_ADMIN = "demo-admin"
@@ -31,7 +31,7 @@ class DemoServe:
     case_reference: str
     case_secret: str | None
     passwords: dict[str, str]
-    matches: int
+    pending: int  # matches awaiting review
 
 
 def wants_demo(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
@@ -76,6 +76,8 @@ def prepare(base: Path, say: Callable[[str], None] = lambda _m: None) -> DemoSer
                 accounts.create_user(s, DEMO_ADVOCATE, "advocate", passwords[DEMO_ADVOCATE], actor="demo")
                 case = s.scalar(select(Case).where(Case.reference == result.case_reference))
                 casework.assign(s, case, DEMO_ADVOCATE, actor="demo")
+                pending = s.scalar(select(func.count()).select_from(Match).where(
+                    Match.case_id == case.id, Match.review_status == ReviewStatus.PENDING.value))
         finally:
             engine.dispose()
     except BaseException:
@@ -83,4 +85,4 @@ def prepare(base: Path, say: Callable[[str], None] = lambda _m: None) -> DemoSer
         raise
     return DemoServe(settings=settings, site=site, case_reference=result.case_reference,
                      case_secret=result.case_secret or None, passwords=passwords,
-                     matches=len(result.matches))
+                     pending=pending)
