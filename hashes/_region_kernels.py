@@ -146,6 +146,16 @@ def dominant_colours(px: np.ndarray, n: int, most: int, share: float, tol: int) 
     return [c for c in _nb().dominant_colours_nb(px, n, most, share, tol)]
 
 
+def ui_rows(planes: np.ndarray, colours: list[np.ndarray], tol: int, still_x: np.ndarray, share: float,
+            numba: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(map of pixels near any of colours, rows where >= share of the pixels are in it and still_x)."""
+    if numba:
+        colours_arr = np.asarray(colours, np.float64).reshape(-1, 3)
+        return _nb().ui_rows_nb(np.ascontiguousarray(planes), _bounds(colours_arr, tol), still_x, share)
+    ui_map = close_any(planes, colours, tol, False)
+    return ui_map, (ui_map & still_x).mean(axis=1) >= share
+
+
 def _bounds(colours: np.ndarray, tol: int) -> np.ndarray:
     """(k, 3, 2) int64: for each colour and channel the integers v with |v - colour| <= tol."""
     c = np.asarray(colours, np.float64).reshape(-1, 3)
@@ -194,5 +204,6 @@ def warm() -> None:
         rgb.flags.writeable = False  # decoded pictures are read-only: a separate compiled version
         prepare(rgb, f, 6, True)
     close_any(planes, np.zeros((1, 3)), 12, True)
+    ui_rows(planes, [np.zeros(3)], 12, act_x <= 6, 0.5, True)
     flat_lines(planes, act_x, 0, 12, 0.98, True)
     flat_lines(planes, act_y, 1, 12, 0.98, True)

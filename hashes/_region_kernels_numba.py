@@ -335,3 +335,18 @@ def symmetric_pad_nb(act, axis, k, lo, hi, smooth_max, smooth_contrast):  # prag
             best, best_w = value, w
         any_ok = any_ok or ok
     return best_w if any_ok else 0
+
+
+@njit(**_OPTS)
+def ui_rows_nb(planes, bounds, still_x, share):  # pragma: no cover - compiled
+    # close_any_nb's map and, per row, whether >= share of its pixels are in it and still along the row
+    ui_map = close_any_nb(planes, bounds)
+    h, w = ui_map.shape
+    rows = np.zeros(h, np.bool_)
+    for i in range(h):
+        count = 0
+        m, s = ui_map[i], still_x[i]
+        for j in range(w):
+            count += m[j] & s[j]
+        rows[i] = count / w >= share
+    return ui_map, rows

@@ -432,8 +432,7 @@ class _Reduced:
         """The largest photo-like block: rows that are not UI, then columns within them."""
         if not self.ui_colours():
             return None
-        ui_map = self._ui_map()
-        ui = (ui_map & self.still_x).mean(axis=1) >= _UI_SHARE
+        ui_map, ui = _k.ui_rows(self.planes, self.ui_colours(), _TOL, self.still_x, _UI_SHARE, self.numba)
         if ui.mean() < 0.1:
             return None  # no UI bands to speak of: not a screenshot
         # Second look: flat colours common inside the UI rows (message bubbles, cards) are UI too.
@@ -441,8 +440,7 @@ class _Reduced:
         more = self._dominant_colours(self.planes[:, ui][:, inside], int(inside.sum()), 2, 0.25)
         if more:
             self._ui_colours = self._ui_colours + more
-            ui_map = self._ui_map()
-            ui = (ui_map & self.still_x).mean(axis=1) >= _UI_SHARE
+            ui_map, ui = _k.ui_rows(self.planes, self._ui_colours, _TOL, self.still_x, _UI_SHARE, self.numba)
         t, b = _best_block(np.where(ui, -_UI_PENALTY, 1.0))
         if b - t < _MIN_PART * self.h or b - t < 16:
             return None

@@ -469,3 +469,19 @@ def test_smooth_padding_kernel_numba_equal_numpy(h, w, seed, axis):
     px = regions._Reduced(np.zeros((40, 40, 3), np.uint8), numba=True)
     view = act[:, 1:] if rng.random() < 0.5 and w > 1 else act  # strided, as the boxes pass it
     assert px._symmetric_pad(view, axis) == regions._symmetric_pad(view.mean(axis=axis))
+
+
+@needs_numba
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 80), w=st.integers(1, 80), seed=st.integers(0, 2**32 - 1), k=st.integers(0, 4))
+def test_ui_rows_kernel_numba_equal_numpy(h, w, seed, k):
+    """The screenshot's UI map and UI rows: compiled == numpy (colours from the picture and half-way values)."""
+    rng = np.random.default_rng(seed)
+    p = bordered_planes(rng, h, w)
+    act_x, _ = kernels.activity(p, numba=False)
+    still_x = act_x <= 6
+    colours = [p[:, rng.integers(0, h), rng.integers(0, w)].astype(float) + rng.choice([0, 0.5]) for _ in range(k)]
+    for share in (0.5, 0.9):
+        want = kernels.ui_rows(p, colours, 12, still_x, share, numba=False)
+        got = kernels.ui_rows(p, colours, 12, still_x, share, numba=True)
+        assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1])
