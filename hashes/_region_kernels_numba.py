@@ -350,3 +350,34 @@ def ui_rows_nb(planes, bounds, still_x, share):  # pragma: no cover - compiled
             count += m[j] & s[j]
         rows[i] = count / w >= share
     return ui_map, rows
+
+
+@njit(**_OPTS)
+def scan_ui_nb(lines, colours, still, tol, share):  # pragma: no cover - compiled
+    # The "ui" test of hashes.regions._Reduced._scan on full-resolution lines (N, L, 3) uint8 (any
+    # strides): line n is outside the picture when >= share of its L - 1 pixel pairs (k, k + 1)
+    # are still (no channel changes by more than `still`) and pixel k + 1 is within tol of one of
+    # colours (k, 3) in every channel.
+    n, length = lines.shape[0], lines.shape[1]
+    out = np.zeros(n, np.bool_)
+    if length < 2:
+        return out  # numpy's mean of nothing is nan, and nan >= share is False
+    for line in range(n):
+        count = 0
+        for k in range(length - 1):
+            m = 0
+            for c in range(3):
+                d = abs(np.int64(lines[line, k + 1, c]) - np.int64(lines[line, k, c]))
+                if d > m:
+                    m = d
+            if m > still:
+                continue
+            v0 = np.float64(lines[line, k + 1, 0])
+            v1 = np.float64(lines[line, k + 1, 1])
+            v2 = np.float64(lines[line, k + 1, 2])
+            for j in range(colours.shape[0]):
+                if abs(v0 - colours[j, 0]) <= tol and abs(v1 - colours[j, 1]) <= tol and abs(v2 - colours[j, 2]) <= tol:
+                    count += 1
+                    break
+        out[line] = count / (length - 1) >= share
+    return out

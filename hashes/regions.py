@@ -579,6 +579,12 @@ class _Reduced:
         n = lines.shape[0]
         if n == 0:
             return lo
+        if kind == "ui" and self.numba:
+            colours = np.asarray(self.ui_colours(), np.float64).reshape(-1, 3)
+            outside = _k._nb().scan_ui_nb(lines, colours, _STILL, _TOL, _UI_SHARE)
+            if from_start:
+                return lo + _edge_run(outside)
+            return lo + n - _edge_run(outside[::-1])
         x = np.ascontiguousarray(lines.transpose(2, 0, 1)).astype(np.int16)  # (3, N, L)
         if kind == "uniform":
             # How far each line is from the border's colour; the picture starts where that is at

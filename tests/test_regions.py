@@ -485,3 +485,22 @@ def test_ui_rows_kernel_numba_equal_numpy(h, w, seed, k):
         want = kernels.ui_rows(p, colours, 12, still_x, share, numba=False)
         got = kernels.ui_rows(p, colours, 12, still_x, share, numba=True)
         assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1])
+
+
+@needs_numba
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 12), length=st.integers(0, 90), seed=st.integers(0, 2**32 - 1), k=st.integers(0, 4),
+       transpose=st.booleans(), from_start=st.booleans())
+def test_ui_edge_scan_numba_equal_numpy(n, length, seed, k, transpose, from_start):
+    """Refining a screenshot's picture edge on full-resolution lines: compiled == numpy, on strided views."""
+    rng = np.random.default_rng(seed)
+    base = np.clip(palette_picture(rng, max(n, length, 1), max(n, length, 1)).astype(int), 0, 255).astype(np.uint8)
+    rgb = base[:n, :length] if not transpose else base[:length, :n].transpose(1, 0, 2)
+    colours = [base[rng.integers(0, base.shape[0]), rng.integers(0, base.shape[1])].astype(float)
+               + rng.choice([0, 0.5]) for _ in range(k)]
+    found = []
+    for numba in (False, True):
+        px = regions._Reduced(np.zeros((40, 40, 3), np.uint8), numba=numba)
+        px._ui_colours, px._edge_colour_count = list(colours), k
+        found.append(px._scan(rgb, 7, from_start, "ui"))
+    assert found[0] == found[1]
