@@ -11,7 +11,7 @@ from hashes.compute import DEFAULT_OPTIONS, HashOptions, hash_file
 from hashes.errors import HashingError
 from hashes.types import ImageHashes
 
-Outcome = tuple[Path, "ImageHashes | HashingError"]
+Outcome = tuple[Path, ImageHashes | HashingError]
 
 #: Below this many files a process pool costs more (start-up, imports) than it saves.
 _POOL_THRESHOLD = 8
