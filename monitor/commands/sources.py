@@ -17,15 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
-from connectors.errors import ConnectorError, FetchError, SourceFormatError
+from connectors.errors import FetchError, SourceFormatError
 from connectors.registry import CONNECTORS
 from monitor import db, sources
 from monitor.commands.registry import (EXIT_NOT_FOUND, EXIT_OK, EXIT_PARTIAL, EXIT_UNAVAILABLE, EXIT_USAGE, JSON_HELP,
                                        CommandFailed, _actor, _database, _run)
-from monitor.models import SourceCandidate
-from monitor.pipeline import http_client, key_digest
+from monitor.drypoll import dry_poll
 from monitor.settings import Settings
 
 _out = Console(highlight=False, soft_wrap=True)
@@ -376,35 +374,16 @@ def source_test(
     def body():
         settings = Settings.load()
         with _source_errors(), _database(settings) as engine:
-            with db.session(engine) as s:
-                source = sources.get_source(s, name)
-                connector, conn_settings = sources.connector_settings(s, source)
-                cursor, source_id = source.cursor, source.id
-            http = http_client(settings.monitor)
-            listed, new, pages, notes = 0, [], 0, []
-            try:
-                for page in connector.poll(conn_settings, cursor, http):
-                    pages += 1
-                    notes.extend(page.notes)
-                    listed += len(page.candidates)
-                    digests = {key_digest(c.key): c for c in page.candidates}
-                    with db.session(engine) as s:
-                        seen = set(s.scalars(select(SourceCandidate.key_sha256).where(
-                            SourceCandidate.source_id == source_id,
-                            SourceCandidate.key_sha256.in_(list(digests)[:10000]))))
-                    new.extend(c for d, c in digests.items() if d not in seen)
-                    if listed >= 100_000:
-                        notes.append("stopped listing after 100000 items")
-                        break
-            except FetchError as e:
-                raise CommandFailed(EXIT_UNAVAILABLE, e.code, f"source {name} cannot be polled: {e}",
-                                    retryable=e.retryable) from None
-            except SourceFormatError as e:
-                raise CommandFailed(EXIT_PARTIAL, e.code, f"source {name} cannot be understood: {e}") from None
-            except ConnectorError as e:
-                raise CommandFailed(EXIT_PARTIAL, e.code, f"source {name}: {e}") from None
-            finally:
-                http.close()
+            result = dry_poll(engine, name, settings.monitor, max_items=100_000)
+        e = result.error
+        if isinstance(e, FetchError):
+            raise CommandFailed(EXIT_UNAVAILABLE, e.code, f"source {name} cannot be polled: {e}",
+                                retryable=e.retryable) from None
+        if isinstance(e, SourceFormatError):
+            raise CommandFailed(EXIT_PARTIAL, e.code, f"source {name} cannot be understood: {e}") from None
+        if e is not None:
+            raise CommandFailed(EXIT_PARTIAL, e.code, f"source {name}: {e}") from None
+        listed, new, pages, notes = result.listed, result.new, result.pages, result.notes
         shown = [{"media_url": c.media_url, "page_url": c.page_url, "media_type": c.media_type.value,
                   "posted_at": c.posted_at.isoformat() if c.posted_at else None} for c in new[:limit]]
         obj = {"source": name, "pages": pages, "listed": listed, "new": len(new), "already_seen": listed - len(new),

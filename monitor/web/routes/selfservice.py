@@ -8,8 +8,6 @@ sessions (its own cookie, limited to /self-service) and lasts 15 minutes.
 
 from __future__ import annotations
 
-from typing import Callable
-
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import distinct, func, select
@@ -18,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor import accounts, audit, registry
 from monitor.identifiers import InvalidReference, normalize_reference
-from monitor.models import Case, Match, ReviewStatus, SessionKind
+from monitor.models import Case, Match, ReviewStatus, SessionKind, TakedownNotice, TakedownNoticeUrl
 from monitor.web.deps import SELF_COOKIE, BadInput, csrf_protect, reading, writing
 from monitor.web.hashupload import MAX_HASH_FILE_BYTES, read_uploaded_hash_file
 from monitor.web.render import render
@@ -31,24 +29,10 @@ FAILED = "The case reference and secret do not match. Check both and try again."
 THROTTLED = "Too many attempts. For your safety, please wait an hour and try again, or contact your advocate."
 
 def _copies_taken_down(s: Session, case_id: int) -> int:
-    """Addresses reported in the case's takedown notices that are gone (0 without takedowns)."""
-    try:
-        from monitor.models import TakedownNotice, TakedownNoticeUrl
-    except ImportError:  # pragma: no cover - a build without takedowns
-        return 0
+    """Addresses reported in the case's takedown notices that are gone."""
     return s.scalar(select(func.count(distinct(TakedownNoticeUrl.url_sha256)))
                     .join(TakedownNotice, TakedownNotice.id == TakedownNoticeUrl.notice_id)
                     .where(TakedownNotice.case_id == case_id, TakedownNoticeUrl.gone_at.is_not(None))) or 0
-
-
-#: Extra status counts shown to the victim: name -> function(session, case_id) -> int. Features
-#: may replace one with register_status_counter (e.g. a different notion of "taken down").
-STATUS_COUNTERS: dict[str, Callable[[Session, int], int]] = {"taken_down": _copies_taken_down}
-
-
-def register_status_counter(name: str, counter: Callable[[Session, int], int]) -> None:
-    """Add or replace a count on the victim's status page (e.g. "taken_down")."""
-    STATUS_COUNTERS[name] = counter
 
 
 class _SelfSignIn(Exception):
@@ -84,8 +68,7 @@ def case_status(s: Session, case_id: int) -> dict[str, int | str]:
         "confirmed": counts.get(ReviewStatus.CONFIRMED.value, 0),
         "awaiting_review": counts.get(ReviewStatus.PENDING.value, 0),
     }
-    for name, counter in STATUS_COUNTERS.items():
-        out[name] = int(counter(s, case_id))
+    out["taken_down"] = _copies_taken_down(s, case_id)
     return out
 
 

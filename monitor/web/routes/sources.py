@@ -6,13 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 
-from connectors.errors import ConnectorError, FetchError, SourceSettingsError
+from connectors.errors import FetchError, SourceSettingsError
 from connectors.registry import CONNECTORS
-from monitor import accounts, audit, sources
-from monitor.models import SourceCandidate, User, utcnow
-from monitor.pipeline import http_client, key_digest
+from monitor import accounts, audit, drypoll, sources
+from monitor.models import User, utcnow
 from monitor.web.deps import BadInput, NotFound, admin_post, current_user, reading, require_admin, writing
 from monitor.web.render import render
 
@@ -113,35 +111,17 @@ def remove(request: Request, user: User, name: str) -> dict[str, Any]:
 
 def dry_poll(request: Request, name: str, limit: int = 20) -> dict[str, Any]:
     """Poll once without recording anything: what would be fetched, or why it cannot be."""
-    settings = request.app.state.settings
     with reading(request) as s:
-        source = _get(s, name)
-        try:
-            connector, conn_settings = sources.connector_settings(s, source)
-        except SourceSettingsError as e:
-            raise BadInput(f"the stored settings are not valid: {e}", 422) from None
-        cursor, source_id = source.cursor, source.id
-    http = http_client(settings.monitor)
-    listed, new, pages, notes, error = 0, [], 0, [], None
+        _get(s, name)  # 404 for an unknown source
     try:
-        for page in connector.poll(conn_settings, cursor, http):
-            pages += 1
-            notes.extend(page.notes)
-            listed += len(page.candidates)
-            digests = {key_digest(c.key): c for c in page.candidates}
-            with reading(request) as s:
-                seen = set(s.scalars(select(SourceCandidate.key_sha256).where(
-                    SourceCandidate.source_id == source_id, SourceCandidate.key_sha256.in_(list(digests)[:10000]))))
-            new.extend(c for d, c in digests.items() if d not in seen)
-            if listed >= 10_000 or pages >= 20:
-                notes.append("stopped after 20 pages / 10000 items")
-                break
-    except FetchError as e:
-        error = {"code": e.code, "message": f"cannot be polled: {e}"}
-    except ConnectorError as e:
-        error = {"code": e.code, "message": f"cannot be understood: {e}"}
-    finally:
-        http.close()
+        result = drypoll.dry_poll(request.app.state.engine, name, request.app.state.settings.monitor,
+                                  max_items=10_000, max_pages=20)
+    except SourceSettingsError as e:
+        raise BadInput(f"the stored settings are not valid: {e}", 422) from None
+    e, error = result.error, None
+    if e is not None:
+        error = {"code": e.code, "message": f"cannot be {'polled' if isinstance(e, FetchError) else 'understood'}: {e}"}
+    new, pages, listed, notes = result.new, result.pages, result.listed, result.notes
     items = [{"media_url": c.media_url, "page_url": c.page_url, "media_type": c.media_type.value} for c in new[:limit]]
     return {"source": name, "ok": error is None, "error": error, "pages": pages, "listed": listed, "new": len(new),
             "items": items, "notes": [str(n) for n in notes[:20]]}
