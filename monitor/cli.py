@@ -22,7 +22,7 @@ app = typer.Typer(
 
 #: Modules under monitor/commands/ that add commands; each has `register(app)`.
 COMMAND_MODULES = ("hashing", "registry", "scan", "demo", "sources", "monitor",
-                   "watch", "accounts", "audit", "serve", "takedowns", "reports")
+                   "watch", "accounts", "audit", "serve", "takedowns", "reports", "keys")
 
 
 def _load_commands() -> None:
