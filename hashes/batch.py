@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from hashes.compute import DEFAULT_OPTIONS, HashOptions, hash_file
 from hashes.errors import HashingError
+from hashes.pool import DEFAULT_TIMEOUT, HashingPool, HashTimeout
 from hashes.types import ImageHashes
 
 Outcome = tuple[Path, ImageHashes | HashingError]
@@ -43,14 +45,32 @@ def hash_paths(
     *,
     jobs: int | None = None,
     initializer: Callable[[], None] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Iterator[Outcome]:
-    """Yield (path, hashes or error) for each path, in input order."""
+    """Yield (path, hashes or error) for each path, in input order.
+
+    With worker processes (more than one job, or any `timeout`), an image that takes longer than
+    `timeout` seconds, or that kills its worker, becomes that file's error and the batch goes on.
+    """
     items = [(Path(p), options) for p in paths]
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    if jobs == 1 or len(items) < _POOL_THRESHOLD:
+    if timeout is None and (jobs == 1 or len(items) < _POOL_THRESHOLD):
         for item in items:
             yield _hash_one(item)
         return
-    with ProcessPoolExecutor(max_workers=jobs, initializer=initializer) as pool:
-        # Small chunks keep the progress bar moving and memory bounded (one image per worker).
-        yield from pool.map(_hash_one, items, chunksize=4)
+    with HashingPool(jobs, timeout=timeout, initializer=initializer) as pool:
+        # One thread per worker process carries one file at a time, so each file's time limit
+        # starts when a worker takes it; map() hands the outcomes back in input order.
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ncii-hash") as threads:
+            yield from threads.map(lambda item: _in_pool(pool, item), items)
+
+
+def _in_pool(pool: HashingPool, item: tuple[Path, HashOptions]) -> Outcome:
+    path = item[0]
+    try:
+        return pool.run(_hash_one, item, source=str(path))
+    except HashTimeout as e:
+        return path, e
+    except BrokenProcessPool:
+        return path, HashingError("the hashing process died on this image (twice): a decoder crash or out of "
+                                  "memory", str(path))

@@ -89,13 +89,13 @@ def hash_decoded(decoded: DecodedImage, *, md5: str, sha256: str, options: HashO
         out.hashes.append(HashValue("sha256", sha256))
     rgb = decoded.rgb
     if "pdq" in algs:
-        out.hashes.extend(_pdq_hashes(rgb, options.regions))
+        out.hashes.extend(_pdq_hashes(rgb, options.regions, options.limits.min_side))
     if algs & {"phash", "dhash", "whash", "colorhash", "crophash"}:
         out.hashes.extend(_imagehash_family(rgb, algs))
     return out
 
 
-def _pdq_hashes(rgb: np.ndarray, mode: RegionMode) -> list[HashValue]:
+def _pdq_hashes(rgb: np.ndarray, mode: RegionMode, window_side: int = DEFAULT_LIMITS.min_side) -> list[HashValue]:
     if mode == "query":
         # The dihedral variants come from the one DCT of the whole picture: a mirrored or rotated
         # repost then matches the registered original without any extra registered hashes.
@@ -107,18 +107,36 @@ def _pdq_hashes(rgb: np.ndarray, mode: RegionMode) -> list[HashValue]:
     if mode == "none":
         return found
     if mode == "register":
-        boxes = regions.registration_boxes(*rgb.shape[:2])
-        extra = [(label, regions.rotated_window(rgb, d)) for label, d in regions.rotated_labels(rgb)]
+        source = window_source(rgb, window_side)
+        boxes = regions.registration_boxes(*source.shape[:2])
+        extra = [(label, regions.rotated_window(source, d)) for label, d in regions.rotated_labels(source)]
     else:
+        source = rgb
         boxes = regions.query_boxes(rgb)
         extra = []
     # All windows of one picture are filtered in one kernel call, sharing one luma conversion.
-    for (label, _box), (h, q) in zip(boxes, pdq.pdq_regions_from_rgb(rgb, [b for _, b in boxes])):
+    for (label, _box), (h, q) in zip(boxes, pdq.pdq_regions_from_rgb(source, [b for _, b in boxes])):
         found.append(HashValue("pdq", h, q, label))
     for label, part in extra:
         h, q = pdq.pdq_from_rgb(part)
         found.append(HashValue("pdq", h, q, label))
     return found
+
+
+def window_source(rgb: np.ndarray, side: int) -> np.ndarray:
+    """The copy a victim's registration windows are hashed on: `rgb` box-reduced by the largest whole
+    factor that keeps its shorter side >= `side` (`rgb` itself when that factor is 1, or `side` is 0).
+
+    A JPEG already arrives at this scale (DCT scaling, ``hashes.decode``); PNG, HEIC, WebP and
+    other originals did not, and rotating and filtering 60-odd windows of a 24-megapixel PNG took
+    seconds where a JPEG takes milliseconds. PDQ sees a 64x64 summary of each window, so the
+    reduction moves a window's hash by a few bits at most, as DCT scaling does. The whole picture
+    is still hashed at full size, so its PDQ stays equal to Meta's reference on the same pixels.
+    """
+    factor = min(rgb.shape[:2]) // side if side > 0 else 1
+    if factor < 2:
+        return rgb
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).reduce(factor))
 
 
 def _imagehash_family(rgb: np.ndarray, algs: set[str]) -> list[HashValue]:

@@ -15,7 +15,9 @@ in flight at once share one hashing job.
 
 A hashing process that dies (a decoder crash, the kernel's OOM killer) breaks the pool: it is
 replaced, the item is tried once more on its own, and if that fails too it is reported as
-``crashed`` (the pipeline retries it a bounded number of times, then records it as failed).
+``crashed`` (the pipeline retries it a bounded number of times, then records it as failed). An
+image that takes longer than ``hash_timeout`` (``NCII_HASH_TIMEOUT``, 60 s) to decode and hash
+has its worker killed and is recorded as a failed, hostile image at once (``hashes.pool``).
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
@@ -37,6 +38,7 @@ from connectors.errors import ConnectorError
 from hashes.batch import default_jobs
 from hashes.compute import HashOptions, hash_bytes
 from hashes.errors import HashingError
+from hashes.pool import DEFAULT_TIMEOUT, HashingPool, HashTimeout
 from hashes.types import HashValue, ImageHashes
 
 log = logging.getLogger(__name__)
@@ -132,13 +134,17 @@ class Workers:
     """Fetch threads and hashing processes shared by every source this process polls."""
 
     def __init__(self, *, fetch_threads: int = 8, hash_processes: int | None = None,
-                 options: HashOptions = QUERY_OPTIONS, cache_size: int = 4096) -> None:
+                 options: HashOptions = QUERY_OPTIONS, cache_size: int = 4096,
+                 hash_timeout: float | None = DEFAULT_TIMEOUT) -> None:
         self.fetch_threads = max(1, fetch_threads)
         self.hash_processes = default_jobs() if hash_processes is None else max(0, hash_processes)
         self.options = options
         self._fetch_pool = ThreadPoolExecutor(max_workers=self.fetch_threads, thread_name_prefix="ncii-fetch")
-        self._hash_pool: ProcessPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        # hash_processes=0 hashes in the fetch threads (tests, tiny machines): no time limit there,
+        # since only a process can be stopped.
+        self._hash_pool = (HashingPool(self.hash_processes, timeout=hash_timeout, mp_context=_mp_context(),
+                                       initializer=_worker_init, initargs=(os.getpid(),))
+                           if self.hash_processes else None)
         self._lock = threading.Lock()
         self._inflight: dict[str, Future] = {}
         self._cache: OrderedDict[str, ImageHashes] = OrderedDict()
@@ -148,39 +154,18 @@ class Workers:
 
     # -- the hashing pool
 
-    def _pool(self) -> ProcessPoolExecutor:
-        with self._pool_lock:
-            if self._hash_pool is None:
-                self._hash_pool = ProcessPoolExecutor(max_workers=self.hash_processes, mp_context=_mp_context(),
-                                                      initializer=_worker_init, initargs=(os.getpid(),))
-            return self._hash_pool
-
-    def _replace_pool(self, broken: ProcessPoolExecutor) -> None:
-        with self._pool_lock:
-            if self._hash_pool is broken:
-                log.warning("a hashing process died; starting a new pool")
-                broken.shutdown(wait=False, cancel_futures=True)
-                self._hash_pool = None
-
     def warm_up(self) -> None:
         """Start the hashing processes now (so the first page does not pay for it)."""
-        if self.hash_processes:
-            pool = self._pool()
-            for f in [pool.submit(int, 0) for _ in range(self.hash_processes)]:
-                f.result()
+        if self._hash_pool is not None:
+            self._hash_pool.warm_up()
 
     def _hash(self, data: bytes, source: str) -> ImageHashes | HashingError:
-        if not self.hash_processes:
+        if self._hash_pool is None:
             return hash_job(data, source, self.options)
-        for attempt in (1, 2):
-            pool = self._pool()
-            try:
-                return pool.submit(hash_job, data, source, self.options).result()
-            except BrokenProcessPool:
-                self._replace_pool(pool)
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return self._hash_pool.run(hash_job, data, source, self.options, source=source)
+        except HashTimeout as e:  # a hostile image: recorded as failed, its bytes never decoded again
+            return e
 
     # -- one item
 
@@ -293,10 +278,8 @@ class Workers:
         """Stop the pools (queued work is cancelled; running items finish or time out)."""
         self.closed = True
         self._fetch_pool.shutdown(wait=wait, cancel_futures=True)
-        with self._pool_lock:
-            if self._hash_pool is not None:
-                self._hash_pool.shutdown(wait=wait, cancel_futures=True)
-                self._hash_pool = None
+        if self._hash_pool is not None:
+            self._hash_pool.close(wait=wait)
 
     def __enter__(self) -> "Workers":
         return self

@@ -153,7 +153,8 @@ class Pipeline:
                       matcher: Matcher | None = None) -> "Pipeline":
         m = settings.monitor
         return cls(engine, matcher or Matcher(engine), http or http_client(m),
-                   workers or Workers(fetch_threads=m.fetch_workers, hash_processes=m.hash_workers),
+                   workers or Workers(fetch_threads=m.fetch_workers, hash_processes=m.hash_workers,
+                                      hash_timeout=m.hash_timeout),
                    settings=m, stop=stop)
 
     def close(self) -> None:

@@ -159,6 +159,7 @@ class MonitorSettings:
     allow_loopback: bool = False
     fetch_workers: int = 8
     hash_workers: int | None = None  # None: one per core
+    hash_timeout: float | None = 60.0  # seconds per image in a hashing process; None: no limit
     concurrency: int = 4
     source_max_backoff: int = 6 * 3600
     item_retry_base: int = 300
@@ -180,6 +181,7 @@ class MonitorSettings:
             fetch_workers=int(_number(env, "NCII_FETCH_WORKERS", 8, 1, 256, whole=True)),
             hash_workers=(int(_number(env, "NCII_HASH_WORKERS", 1, 0, 512, whole=True))
                           if hash_workers and hash_workers.strip() else None),
+            hash_timeout=_number(env, "NCII_HASH_TIMEOUT", 60.0, 0.0, 86400.0) or None,
             concurrency=int(_number(env, "NCII_MONITOR_CONCURRENCY", 4, 1, 64, whole=True)),
             source_max_backoff=int(_number(env, "NCII_SOURCE_MAX_BACKOFF", 6 * 3600, 1, 30 * 86400, whole=True)),
             item_retry_base=int(_number(env, "NCII_ITEM_RETRY_BASE", 300, 0, 86400, whole=True)),

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hashes.batch import hash_paths
+from hashes.pool import DEFAULT_TIMEOUT
 from hashes.compute import DEFAULT_ALGORITHMS, OPTIONAL_ALGORITHMS, HashOptions
 from hashes.errors import HashingError
 from hashes.hashfile import HashFileWriter, make_header
@@ -54,6 +55,7 @@ def hash_command(
     algorithms: Optional[str] = typer.Option(None, "--algorithms", "-a", help=f"Comma-separated algorithms (default: {','.join(DEFAULT_ALGORITHMS)}; also available: {','.join(OPTIONAL_ALGORITHMS)})."),
     no_regions: bool = typer.Option(False, "--no-regions", help="Hash whole pictures only (crops of them will then not be found)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Worker processes (default: one per core)."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0, help="Seconds one image may take before it is reported as failed and the batch goes on (0: no limit)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on standard output (needs -o FILE)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary (errors are still printed)."),
 ) -> None:
@@ -82,7 +84,8 @@ def hash_command(
                             console=err, transient=True, disable=not show_progress)
         with progress:
             task = progress.add_task("hash", total=len(files))
-            for path, result in hash_paths(files, options, jobs=jobs, initializer=_offline_worker):
+            for path, result in hash_paths(files, options, jobs=jobs, initializer=_offline_worker,
+                                               timeout=timeout or None):
                 if isinstance(result, HashingError):
                     failures.append({"file": str(path), "error": result.code, "problem": result.problem})
                     err.print(f"error: {path}: {result.problem}", markup=False)
