@@ -342,22 +342,69 @@ if HAVE_NUMBA:
             cnt = _dedupe_tail(oq, orow, od, first, cnt, raw, Q)
         return cnt, nq
 
+    # A scan reads every registered hash once per query: at 1M PDQ hashes that is 32 MB per query,
+    # so a query-at-a-time scan runs at memory speed. Scanning a block of rows that fits in the L2
+    # cache for a whole group of queries reads the rows once per group instead, and the work
+    # becomes popcounts. Output order within a group is by row block, not by query; every caller
+    # sorts the results (``_format``, ``search_best``).
+    _SCAN_QUERIES = 64   # queries sharing one pass over the rows
+    _SCAN_ROWS = 2048    # rows per block: 64 KB of 256-bit hashes
+
+    @njit(cache=True, nogil=True)
+    def _scan_block4(Q, raw, r0, r1, tomb, radius, qi, oq, orow, od, cnt):
+        """Rows r0..r1 against query qi for 4-word (256-bit) hashes; -1 when the buffers are full."""
+        cap = oq.shape[0]
+        a = Q[qi, 0]
+        b = Q[qi, 1]
+        c = Q[qi, 2]
+        e = Q[qi, 3]
+        for row in range(r0, r1):
+            d = (_popcnt(raw[row, 0] ^ a) + _popcnt(raw[row, 1] ^ b)
+                 + _popcnt(raw[row, 2] ^ c) + _popcnt(raw[row, 3] ^ e))
+            if d <= radius and ((tomb[row >> 3] >> (row & 7)) & 1) == 0:
+                if cnt == cap:
+                    return -1
+                oq[cnt] = qi
+                orow[cnt] = row
+                od[cnt] = d
+                cnt += 1
+        return cnt
+
+    @njit(cache=True, nogil=True)
+    def _scan_block(Q, raw, r0, r1, tomb, radius, qi, oq, orow, od, cnt):
+        """Rows r0..r1 against query qi, any hash width; -1 when the buffers are full."""
+        cap = oq.shape[0]
+        for row in range(r0, r1):
+            d = _dist_nb(raw, row, Q, qi)
+            if d <= radius and ((tomb[row >> 3] >> (row & 7)) & 1) == 0:
+                if cnt == cap:
+                    return -1
+                oq[cnt] = qi
+                orow[cnt] = row
+                od[cnt] = d
+                cnt += 1
+        return cnt
+
     @njit(cache=True, nogil=True)
     def _brute_search_nb(Q, raw, n, tomb, radius, q0, oq, orow, od):
+        """Scan queries q0.. in groups; returns (count, next query), stopping before a group that does not fit."""
         nq = Q.shape[0]
-        cap = oq.shape[0]
+        wide = raw.shape[1] == 4
         cnt = 0
-        for qi in range(q0, nq):
+        g0 = q0
+        while g0 < nq:
+            g1 = min(g0 + _SCAN_QUERIES, nq)
             first = cnt
-            for row in range(n):
-                d = _dist_nb(raw, row, Q, qi)
-                if d <= radius and ((tomb[row >> 3] >> (row & 7)) & 1) == 0:
-                    if cnt == cap:
-                        return first, qi
-                    oq[cnt] = qi
-                    orow[cnt] = row
-                    od[cnt] = d
-                    cnt += 1
+            for r0 in range(0, n, _SCAN_ROWS):
+                r1 = min(r0 + _SCAN_ROWS, n)
+                for qi in range(g0, g1):
+                    if wide:
+                        cnt = _scan_block4(Q, raw, r0, r1, tomb, radius, qi, oq, orow, od, cnt)
+                    else:
+                        cnt = _scan_block(Q, raw, r0, r1, tomb, radius, qi, oq, orow, od, cnt)
+                    if cnt < 0:
+                        return first, g0
+            g0 = g1
         return cnt, nq
 
     def _drive(kernel, nq, args):
