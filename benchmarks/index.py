@@ -17,8 +17,9 @@ the machine is shared. Every one of our results is compared with faiss's exhaust
 Also: index memory (memory_bytes and RSS growth), the time to load N rows from PostgreSQL
 (127.0.0.1:5432, database ncii_bench, table registered_hash(id bigint primary key, value bytea);
 filled once via binary COPY and reused) with binary COPY into numpy and the index build, a
-clustered data set (near-duplicate families, hot buckets), and 64-bit hashes at radius 10.
-Last line: one JSON object of the figures.
+clustered data set (near-duplicate families, hot buckets), 64-bit hashes at radius 10, and the
+radii the default match policy needs (48 and 64, at up to 1M: a scan, batched versus one query at
+a time versus faiss's flat scan). Last line: one JSON object of the figures.
 """
 
 from __future__ import annotations
@@ -406,6 +407,37 @@ def bench_64(n: int, nq: int) -> dict:
     return out
 
 
+def bench_policy_radius(n: int, nq: int) -> list[dict]:
+    """The radii the default match policy queries PDQ at (48: region rules; 64: whole picture
+    corroborated by dHash). The pigeonhole tables do not prune there, so the index scans: ours in
+    batches of 64 (rows read once per batch), ours one query at a time, and faiss's flat scan."""
+    ids, reg = make_data(n, SEED + 11)
+    queries = make_queries(reg, nq, SEED + 12)
+    out = []
+    for radius in (48, 64):
+        index = MultiIndexHashIndex.from_arrays(ids, reg, radius=radius)
+        seg = index._segments[0]
+        ours, c = run_ours(index, queries, rounds=2)
+        single = run_ours_single(index, queries[: max(50, nq // 4)], rounds=2)
+        truth, cf, _ = faiss_truth(ids, reg, queries, radius)
+        row = {
+            "n": n, "radius": radius, "plan": "scan" if seg.plan(radius) is None else "tables",
+            "ours_qps": round(rate(nq, c)[0], 1),
+            "ours_single_qps": round(rate(max(50, nq // 4), single)[0], 1),
+            "faiss_flat_qps": round(rate(nq, cf)[0], 1),
+            "identical": truth == ours,
+        }
+        row["batch_vs_single"] = round(row["ours_qps"] / row["ours_single_qps"], 2)
+        row["speedup_vs_faiss_flat"] = round(row["ours_qps"] / row["faiss_flat_qps"], 2)
+        out.append(row)
+        print(f"\n== policy radius {radius}, N = {n:,} ({row['plan']}): ours {row['ours_qps']:,.0f} q/s in batches of 64, "
+              f"{row['ours_single_qps']:,.0f} q/s one at a time ({row['batch_vs_single']}x), faiss flat "
+              f"{row['faiss_flat_qps']:,.0f} q/s ({row['speedup_vs_faiss_flat']}x), identical: {row['identical']} ==", flush=True)
+        del index
+        gc.collect()
+    return out
+
+
 def curve(points: list[int], nq: int) -> list[dict]:
     """Throughput versus size, with the work per query that bounds it (probes, candidates)."""
     from hashes.index import _probe_count
@@ -454,6 +486,7 @@ def main() -> None:
         per_size.append(bench_size(n, nq, te_q, not args.no_threatexchange, not args.no_postgres, n == max(sizes)))
         gc.collect()
     small = bench_64(sizes[-1], nq)
+    policy = bench_policy_radius(min(sizes[-1], 1_000_000), min(nq, 600))
 
     big = per_size[-1]
     targets = {
@@ -492,6 +525,7 @@ def main() -> None:
         "targets": targets,
         "per_size": per_size,
         "bits64": small,
+        "policy_radius": policy,
         "curve": curve_rows,
         "machine": info | {"load_avg_end": load()},
         "radius": RADIUS,
