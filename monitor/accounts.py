@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from monitor import audit
@@ -153,29 +153,68 @@ def count_users(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(User)) or 0
 
 
-def set_disabled(session: Session, username: str, disabled: bool, *, actor: str) -> User:
-    """Disable (or re-enable) an account; disabling ends its sessions and revokes nothing else."""
+@dataclass(frozen=True)
+class Revocation:
+    """What revoke_access() ended: a user's (other) staff sessions and live API tokens."""
+
+    sessions: int = 0
+    tokens: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-ready counts."""
+        return {"sessions": self.sessions, "tokens": self.tokens}
+
+    def message(self, *, other: bool = False) -> str:
+        """What was revoked, in words (for the page, the CLI)."""
+        kind = "other session" if other else "session"
+        return (f"{self.sessions} {kind}{'' if self.sessions == 1 else 's'} signed out and "
+                f"{self.tokens} API token{'' if self.tokens == 1 else 's'} revoked")
+
+
+def revoke_access(session: Session, user: User, *, actor: str, reason: str,
+                  keep_session_id: int | None = None) -> Revocation:
+    """End a user's staff sessions (but keep_session_id) and revoke all their live API tokens.
+
+    After a password change or when an account is disabled: whoever held a session or a token
+    must not keep access. Audited as `user.access_revoked` with the reason code and counts only."""
+    ended = delete(WebSession).where(WebSession.user_id == user.id)
+    if keep_session_id is not None:
+        ended = ended.where(WebSession.id != keep_session_id)
+    sessions = session.execute(ended).rowcount or 0
+    tokens = session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                             .values(revoked_at=utcnow())).rowcount or 0
+    session.flush()
+    audit.append(session, "user.access_revoked", actor, None,
+                 {"user_id": user.id, "reason": reason, "sessions": sessions, "tokens": tokens})
+    return Revocation(sessions, tokens)
+
+
+def set_disabled(session: Session, username: str, disabled: bool, *, actor: str) -> tuple[User, Revocation | None]:
+    """Disable (or re-enable) an account; disabling ends its sessions and revokes its API tokens.
+
+    Returns the user and, when disabling, what was revoked (re-enabling brings no token back)."""
     user = get_user(session, username)
     if user.disabled != disabled:
         user.disabled = disabled
         user.updated_at = utcnow()
-        if disabled:
-            session.execute(delete(WebSession).where(WebSession.user_id == user.id))
         session.flush()
         audit.append(session, "user.disabled" if disabled else "user.enabled", actor, None, {"user_id": user.id})
-    return user
+    # Disabling again still revokes: tokens of accounts disabled before revocation existed stop for good.
+    revoked = revoke_access(session, user, actor=actor, reason="disabled") if disabled else None
+    return user, revoked
 
 
-def set_password(session: Session, username: str, password: str, *, actor: str) -> User:
-    """Replace a user's password and end their sessions."""
+def set_password(session: Session, username: str, password: str, *, actor: str,
+                 keep_session_id: int | None = None) -> tuple[User, Revocation]:
+    """Replace a user's password; end their sessions (but keep_session_id) and revoke their API tokens."""
     user = get_user(session, username)
     _check_password(password)
     user.password_hash = hash_secret(password)
     user.updated_at = utcnow()
-    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     session.flush()
     audit.append(session, "user.password_changed", actor, None, {"user_id": user.id})
-    return user
+    revoked = revoke_access(session, user, actor=actor, reason="password_changed", keep_session_id=keep_session_id)
+    return user, revoked
 
 
 # --- sign-in throttling ----------------------------------------------------------------------------
@@ -282,13 +321,43 @@ def end_session(session: Session, token: str | None) -> None:
         session.execute(delete(WebSession).where(WebSession.token_sha256 == sha256_hex(token)))
 
 
-def purge_expired_sessions(session: Session) -> int:
-    """Delete expired sessions and lapsed preview reveals; returns how many sessions went."""
+def rotate_session(session: Session, session_id: int) -> tuple[str, WebSession] | None:
+    """Replace a session by a new one for the same user (new token, new CSRF token, fresh expiry);
+    None if it has ended meanwhile."""
+    old = session.get(WebSession, session_id)
+    if old is None:
+        return None
+    kind, user_id, case_id = SessionKind(old.kind), old.user_id, old.case_id
+    session.delete(old)
+    session.flush()
+    return create_session(session, kind, user_id=user_id, case_id=case_id)
+
+
+#: A throttle row unlocked and older than the longest rule's window no longer counts anywhere.
+_THROTTLE_KEEP = max(r.window for r in (ACCOUNT_RULE, CLIENT_RULE, REFERENCE_RULE, SELF_SERVICE_CLIENT_RULE))
+
+
+def purge_expired(session: Session, now: dt.datetime | None = None) -> dict[str, int]:
+    """Delete expired sessions, lapsed preview reveals and throttle rows that no longer count.
+
+    Idempotent (a second run deletes nothing); run by `ncii serve` and `ncii monitor run` every
+    30 minutes and by `ncii user purge-expired`. Returns how many rows of each kind went."""
     from monitor.models import PreviewReveal
 
-    now = utcnow()
-    session.execute(delete(PreviewReveal).where(PreviewReveal.expires_at <= now))
-    return session.execute(delete(WebSession).where(WebSession.expires_at <= now)).rowcount or 0
+    now = now or utcnow()
+    reveals = session.execute(delete(PreviewReveal).where(PreviewReveal.expires_at <= now)).rowcount or 0
+    sessions = session.execute(delete(WebSession).where(WebSession.expires_at <= now)).rowcount or 0
+    # A row counts while its key is locked or its window is open; past both, record_failure would
+    # start afresh anyway, so deleting it changes no decision.
+    stale = (SignInThrottle.window_started_at <= now - _THROTTLE_KEEP) & (
+        SignInThrottle.locked_until.is_(None) | (SignInThrottle.locked_until <= now))
+    throttle = session.execute(delete(SignInThrottle).where(stale)).rowcount or 0
+    return {"sessions": sessions, "reveals": reveals, "throttle": throttle}
+
+
+def purge_expired_sessions(session: Session) -> int:
+    """Delete expired sessions, lapsed reveals and stale throttle rows; returns how many sessions went."""
+    return purge_expired(session)["sessions"]
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:

@@ -6,7 +6,8 @@ store follows it. After every poll the source's ``next_due_at`` is set (interval
 when it went well, exponential back-off when it failed, see monitor.sources) and the job's next
 run time is moved to it. A housekeeping job (every 15 s, in memory) adds jobs for sources added
 by the CLI while the service runs, removes those of removed or paused sources, delivers pending
-alerts and notices hashes registered by other processes.
+alerts and notices hashes registered by other processes. Another (at start, then every 30 min)
+purges the web app's expired sessions, reveals and sign-in throttle rows (monitor.accounts).
 
 One failing source never stops the others: every poll catches its own errors (they become the
 source's health), jobs run on a thread pool (``NCII_MONITOR_CONCURRENCY`` at once) and each
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 15
 JOB_PREFIX = "source:"
+PURGE_JOB = "web-sessions"
 _service: "MonitorService | None" = None
 
 
@@ -172,6 +174,11 @@ class MonitorService:
         self.sync_jobs()
         scheduler.add_job(self.housekeeping, IntervalTrigger(seconds=self.housekeeping_seconds, timezone=dt.timezone.utc),
                           id="housekeeping", jobstore="memory", replace_existing=True)
+        # The web app's expired sessions, reveals and throttle rows: now, then every 30 minutes
+        # (the same job id `ncii serve` used, so one process never runs two).
+        self.purge_expired()
+        scheduler.add_job(self.purge_expired, IntervalTrigger(minutes=30, timezone=dt.timezone.utc),
+                          id=PURGE_JOB, jobstore="memory", replace_existing=True)
         from monitor.takedowns.service import register_tracking  # issue 8: re-checks, deadlines, escalation
 
         register_tracking(self, scheduler)
@@ -187,6 +194,21 @@ class MonitorService:
         except Exception:
             log.exception("housekeeping failed (will try again)")
         self.send_alerts()
+
+    def purge_expired(self) -> dict[str, int]:
+        """Delete expired web sessions, lapsed reveals and stale sign-in throttle rows (idempotent)."""
+        from monitor import accounts
+
+        try:
+            with db.transaction(self.engine) as s:
+                counts = accounts.purge_expired(s)
+        except Exception:
+            log.exception("could not purge expired sessions (will try again)")
+            return {}
+        if any(counts.values()):
+            log.info("purged %d expired session(s), %d lapsed reveal(s), %d stale throttle row(s)",
+                     counts["sessions"], counts["reveals"], counts["throttle"])
+        return counts
 
     def sync_jobs(self) -> dict[str, int]:
         """Add, update or remove source jobs so they match the sources table."""

@@ -86,16 +86,21 @@ def user_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> 
 def _set_disabled(username: str, disabled: bool, as_json: bool) -> None:
     def body():
         with _account_errors(), _database() as engine, db.transaction(engine) as s:
-            user = accounts.set_disabled(s, username, disabled, actor=_actor())
+            user, revoked = accounts.set_disabled(s, username, disabled, actor=_actor())
             obj = {"user": accounts.user_dict(user)}
-        return EXIT_OK, obj, lambda: _out.print(Text(f"{user.username} {'disabled' if disabled else 'enabled'}"))
+        if revoked is not None:
+            obj["revoked"] = revoked.to_dict()
+            said = f"{user.username} disabled: {revoked.message()}"
+        else:
+            said = f"{user.username} enabled (tokens revoked when it was disabled stay revoked)"
+        return EXIT_OK, obj, lambda: _out.print(Text(said))
 
     _run(as_json, body)
 
 
 def user_disable(username: str = typer.Argument(..., metavar="NAME"),
                  as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Disable an account (its sessions end; its API tokens stop working)."""
+    """Disable an account: its sessions end and its API tokens are revoked."""
     _set_disabled(username, True, as_json)
 
 
@@ -109,15 +114,17 @@ def user_password(username: str = typer.Argument(..., metavar="NAME"),
                   password_stdin: bool = typer.Option(False, "--password-stdin",
                                                       help="Read the new password from standard input."),
                   as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Set a new password (generated and printed once unless --password-stdin); sessions end."""
+    """Set a new password (generated and printed once unless --password-stdin); every session of the
+    user ends and every API token of theirs is revoked."""
     def body():
         password = sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.new_password()
         with _account_errors(), _database() as engine, db.transaction(engine) as s:
-            user = accounts.set_password(s, username, password, actor=_actor())
-        obj = {"user": user.username, **({} if password_stdin else {"password": password})}
+            user, revoked = accounts.set_password(s, username, password, actor=_actor())
+        obj = {"user": user.username, **({} if password_stdin else {"password": password}),
+               "revoked": revoked.to_dict()}
 
         def human() -> None:
-            _out.print(Text(f"password of {user.username} changed"))
+            _out.print(Text(f"password of {user.username} changed: {revoked.message()}"))
             if not password_stdin:
                 _out.print(Text(f"new password (shown once): {password}"))
         return EXIT_OK, obj, human
@@ -132,7 +139,10 @@ def user_token(
     list_: bool = typer.Option(False, "--list", help="List the user's tokens instead."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Create an API token for a user (printed once), or --list / --revoke ID their tokens."""
+    """Create an API token for a user (printed once), or --list / --revoke ID their tokens.
+
+    Tokens do not expire; revoke those no longer used. Changing the password or disabling the
+    account revokes them all."""
     from monitor.web.routes.users import token_dict
 
     def body():
@@ -158,6 +168,20 @@ def user_token(
     _run(as_json, body)
 
 
+def user_purge_expired(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Delete expired sessions, lapsed preview reveals and stale sign-in throttle rows now.
+
+    `ncii serve` and `ncii monitor run` do this every 30 minutes; running it again deletes nothing more."""
+    def body():
+        with _database(keys=False) as engine, db.transaction(engine) as s:  # no personal data touched
+            counts = accounts.purge_expired(s)
+        return EXIT_OK, {"purged": counts}, lambda: _out.print(Text(
+            f"purged {counts['sessions']} expired session(s), {counts['reveals']} lapsed reveal(s), "
+            f"{counts['throttle']} stale throttle row(s)"))
+
+    _run(as_json, body)
+
+
 def register(app: typer.Typer) -> None:
     """Add `ncii user ...`."""
     user_app = typer.Typer(help="Staff accounts of the web app (admin, advocate) and their API tokens.",
@@ -168,4 +192,5 @@ def register(app: typer.Typer) -> None:
     user_app.command("enable")(user_enable)
     user_app.command("password")(user_password)
     user_app.command("token")(user_token)
+    user_app.command("purge-expired")(user_purge_expired)
     app.add_typer(user_app, name="user")

@@ -81,7 +81,7 @@ TABLE = [
     ("POST", "/api/users/carol/disable", "admin", None),
     ("POST", "/api/users/carol/enable", "admin", None),
     ("GET", "/api/tokens", "staff", None),
-    ("POST", "/api/tokens", "staff", {"name": "tool"}),
+    ("POST", "/api/tokens", "token-403", {"name": "tool"}),  # the table calls the API with tokens: no minting
     ("DELETE", "/api/tokens/999999", "staff-404", None),
     # destructive last
     ("POST", "/sources/fixture-feed/delete", "admin", {}),
@@ -116,6 +116,8 @@ def _expected(access: str, role: str, api: bool) -> str:
         return "login"
     if access == "staff-422":
         return "422"
+    if access == "token-403":
+        return "403"
     return "ok"
 
 

@@ -254,7 +254,8 @@ def add_user(request: Request, body: NewUser, admin: User = Depends(admin_post))
     return {"user": created, "password": generated}
 
 
-@router.post("/users/{username}/disable", summary="Disable a staff account (admins)")
+@router.post("/users/{username}/disable",
+             summary="Disable a staff account (admins): its sessions end, its API tokens are revoked (`revoked`)")
 def disable_user(request: Request, username: str, admin: User = Depends(admin_post)) -> dict[str, Any]:
     return user_routes.set_disabled(request, admin, username, True)
 
@@ -269,7 +270,9 @@ def list_tokens(request: Request, user: User = Depends(current_user)) -> dict[st
     return {"tokens": user_routes.tokens_of(request, user)}
 
 
-@router.post("/tokens", status_code=201, summary="Create an API token; its value is returned once")
+@router.post("/tokens", status_code=201,
+             summary="Create an API token (from a browser session only: 403 with a token); its value is shown once",
+             responses={403: {"description": "an API token cannot create tokens (or the CSRF token is missing)"}})
 def create_token(request: Request, body: NewToken, user: User = Depends(staff_post)) -> dict[str, Any]:
     token, row = user_routes.new_token(request, user, body.name)
     return {"token": token, **row}
