@@ -7,7 +7,6 @@ import datetime as dt
 import ipaddress
 import json
 import re
-import socket
 import ssl
 import threading
 import time
@@ -23,6 +22,7 @@ from monitor.matching import FoundMatch
 from monitor.models import Alert, Media, MediaStatus, RegisteredHash, Source, utcnow
 from monitor.scan import record_matches
 from monitor.settings import Settings, SettingsError, SmtpSettings, WebhookSettings
+from tests.helpers import Mailbox, free_port as _free_port
 
 aiosmtpd = pytest.importorskip("aiosmtpd", reason="aiosmtpd is needed for the SMTP tests (pip install aiosmtpd)")
 from aiosmtpd.controller import Controller  # noqa: E402
@@ -36,12 +36,6 @@ HEX_HASH = re.compile(r"\b[0-9a-f]{16,}\b")
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -71,15 +65,6 @@ def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
         server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cadata=pem.decode())
     return server, client
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(envelope)
-        return "250 OK"
 
 
 class SmtpServer:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import socket
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,6 +18,7 @@ from sqlalchemy import select
 from monitor.models import Case, Match, Media, MediaSighting
 from monitor.settings import SmtpSettings
 from monitor.takedowns.config import TakedownSettings
+from tests.helpers import Mailbox, free_port
 from tests.web import conftest as web_fixtures
 
 # The web tests' world (users, cases, signed-in clients) for the notices tab's tests.
@@ -89,21 +89,6 @@ def add_copy(engine, case: CaseData, data: bytes, urls: list[tuple[str, str | No
     if confirmed:
         confirm(engine, match_id)
     return match_id
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(envelope)
-        return "250 OK"
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ dead loopback proxy for anything else, so it cannot reach beyond 127.0.0.1 even 
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlalchemy import select
 
 from monitor import db
 from monitor.models import AuditEntry, Match
+from tests.helpers import free_port as _free_port
 from tests.web.conftest import PASSWORD, make_hash_file
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,12 +43,6 @@ def browser():
     yield b
     b.close()
     pw.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from monitor.cli import app
+from tests.helpers import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,12 +65,6 @@ def test_audit_verify_reports_a_broken_chain(env, monkeypatch, engine, backend):
     assert r.exit_code == 1
     out = json.loads(r.output)
     assert out["intact"] is False and out["first_bad_id"] == 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_serve_without_configuration_serves_the_demo_and_stops_cleanly(tmp_path, loopback_sitecustomize):
