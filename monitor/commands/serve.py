@@ -111,15 +111,9 @@ def serve_command(
     service = None
     try:
         if scheduler:
+            # The monitor's scheduler also purges expired sessions and reveals (monitor.scheduler).
             service = MonitorService(engine, settings)
-            sched = service.start()
-            from apscheduler.triggers.interval import IntervalTrigger
-
-            def purge() -> None:
-                with db.transaction(engine) as s:
-                    accounts.purge_expired_sessions(s)
-            sched.add_job(purge, IntervalTrigger(minutes=30), id="web-sessions", jobstore="memory",
-                          replace_existing=True)
+            service.start()
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         url = f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}/"
         _out.print(Text(f"\nThe web app: {url}  (Ctrl-C stops it)"))
