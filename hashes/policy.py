@@ -12,8 +12,9 @@ The same decision is reachable two ways, and they agree by construction:
 * ``MatchPolicy.evaluate(query, registered)`` compares every pair of hashes (``ncii compare``,
   the benchmark);
 * ``MatchPolicy.decide(hits)`` takes the pairs an index returned for one registered image,
-  queried once per query hash with ``index_radius(algorithm)`` (the registry). ``evaluate``
-  itself keeps only the pairs within ``index_radius`` and calls ``decide``.
+  queried once per query hash with ``query_radius(algorithm, region)`` (the registry; at most
+  ``index_radius(algorithm)``). ``evaluate`` itself keeps only the pairs within ``index_radius``
+  and calls ``decide``; the extra pairs it keeps can satisfy no rule, so the match is the same.
 """
 
 from __future__ import annotations
@@ -170,6 +171,21 @@ class MatchPolicy:
         """
         radii = [r.max_distance for r in self.rules if r.algorithm == algorithm]
         radii += [d for r in self.rules for alg, d in r.corroborate if alg == algorithm]
+        return max(radii) if radii else -1
+
+    def query_radius(self, algorithm: str, region: str = FULL) -> int:
+        """The largest distance any rule accepts for a query hash of this algorithm and region
+        (-1: no rule uses it). At most ``index_radius(algorithm)``.
+
+        Querying each hash at its own radius returns every hit that can satisfy a rule, so a
+        match and its evidence are exactly what ``index_radius`` gives (only non-matching hits
+        are missing), and the index can use its tables for the narrower queries: a found
+        picture's mirrored and rotated variants need 40 bits, where its whole picture needs 64.
+        """
+        kind = region_kind(region)
+        radii = [r.max_distance for r in self.rules if r.algorithm == algorithm and kind in r.query_kinds]
+        if kind == KIND_FULL:  # corroboration compares the whole pictures
+            radii += [d for r in self.rules for alg, d in r.corroborate if alg == algorithm]
         return max(radii) if radii else -1
 
     @property

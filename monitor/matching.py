@@ -26,6 +26,10 @@ from monitor import changes, db, registry
 from monitor.models import Case, CaseStatus, RegisteredHash
 
 
+#: One region label of each kind a found picture's hashes carry (for the index layout).
+_QUERY_REGIONS = ("full", "dihedral:rotate90", "trim")
+
+
 @dataclass(frozen=True)
 class FoundMatch:
     """A found picture the policy calls a copy of one registered original."""
@@ -75,7 +79,10 @@ class Matcher:
 
     def _build(self, session: Session, algorithm: str) -> HammingIndex:
         bits = get_signal_type(algorithm).bits
-        radius = self.policy.index_radius(algorithm)
+        # The tables are laid out for the narrowest radius queries use (for PDQ, 40: the found
+        # picture's mirrored and rotated variants, 7 of its ~9 hashes); wider queries scan.
+        radii = [r for r in (self.policy.query_radius(algorithm, region) for region in _QUERY_REGIONS) if r >= 0]
+        radius = min(radii) if radii else self.policy.index_radius(algorithm)
 
         def chunks():
             ids: list[int] = []
@@ -132,17 +139,21 @@ class Matcher:
         hits: list[list[tuple[HashValue, int, int]]] = [[] for _ in images]
         with self._lock:
             for alg, index in self._indexes.items():
-                radius = self.policy.index_radius(alg)
-                owners, queries = [], []
+                if not len(index):
+                    continue
+                # Each query hash at the radius its region kind needs (policy.query_radius), one
+                # batch per radius.
+                by_radius: dict[int, tuple[list[int], list[HashValue]]] = defaultdict(lambda: ([], []))
                 for i, im in enumerate(images):
                     for h in im.of(alg, region=None):
-                        owners.append(i)
-                        queries.append(h)
-                if not queries or not len(index):
-                    continue
-                results = index.search_batch([q.value for q in queries], radius=radius)
-                for owner, q, found in zip(owners, queries, results):
-                    hits[owner].extend((q, rid, d) for rid, d in found)
+                        radius = self.policy.query_radius(alg, h.region)
+                        if radius >= 0:
+                            by_radius[radius][0].append(i)
+                            by_radius[radius][1].append(h)
+                for radius, (owners, queries) in sorted(by_radius.items()):
+                    results = index.search_batch([q.value for q in queries], radius=radius)
+                    for owner, q, found in zip(owners, queries, results):
+                        hits[owner].extend((q, rid, d) for rid, d in found)
         self._add_exact_hits(session, images, hits)
         rows = self._registered_rows(session, {rid for per in hits for _, rid, _ in per})
         return [self._decide(per, rows) for per in hits]

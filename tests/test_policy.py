@@ -228,6 +228,50 @@ def hits_from_index(pol: MatchPolicy, qs: list[HashValue], rs: list[HashValue]):
     return hits
 
 
+def hits_per_query_radius(pol: MatchPolicy, qs: list[HashValue], rs: list[HashValue]):
+    """What the registry's index returns when each query hash is searched at its own query_radius."""
+    hits = []
+    for q in qs:
+        radius = pol.query_radius(q.algorithm, q.region)
+        for r in rs:
+            if r.algorithm == q.algorithm:
+                d = get_signal_type(q.algorithm).distance(q.value, r.value)
+                if d <= radius:
+                    hits.append((q, r, d))
+    return hits
+
+
+def test_query_radius_per_region_kind(pol):
+    assert pol.query_radius("pdq", "full") == P.PDQ_CORROBORATED_DISTANCE == pol.index_radius("pdq")
+    assert pol.query_radius("pdq", "dihedral:rotate90") == P.PDQ_TURNED_CROP_DISTANCE
+    assert pol.query_radius("pdq", "trim") == pol.query_radius("pdq", "cell:2") == P.PDQ_REGION_DISTANCE
+    assert pol.query_radius("pdq", "segment:0") == -1  # no rule takes it: never queried
+    assert pol.query_radius("dhash", "full") == P.DHASH_CORROBORATION
+    assert pol.query_radius("dhash", "trim") == -1  # corroboration compares whole pictures only
+    assert pol.query_radius("phash") == -1
+    for alg in ("pdq", "dhash", "sha256"):
+        for region in ("full", "dihedral:flipx", "inner", "cell:0", "segment:1"):
+            assert pol.query_radius(alg, region) <= pol.index_radius(alg)
+
+
+def test_per_kind_radius_gives_the_same_matches_as_the_widest(pol):
+    """The registry queries each hash at its own radius: every match and its evidence must be
+    exactly what querying everything at index_radius (and evaluate's pairwise comparison) gives."""
+    rng = random.Random(7)
+    matched = 0
+    for trial in range(600):
+        base = {"pdq": rand_hex(256, rng), "dhash": rand_hex(64, rng), "phash": rand_hex(64, rng)}
+        qs = _random_image(rng, base, near=trial % 4 != 0, query=True)
+        rs = _random_image(rng, base, near=True, query=False)
+        wide = pol.decide(hits_from_index(pol, qs, rs))
+        narrow = pol.decide(hits_per_query_radius(pol, qs, rs))
+        assert wide.matched == narrow.matched == pol.evaluate(qs, rs).matched
+        if wide.matched:
+            matched += 1
+            assert narrow.evidence == wide.evidence
+    assert 100 < matched < 600  # both outcomes well represented
+
+
 def test_evaluate_equals_decide_on_index_hits(pol):
     rng = random.Random(99)
     for trial in range(300):

@@ -169,3 +169,49 @@ def test_the_very_same_file_is_found_by_its_exact_hash(engine, tmp_path):
     report = _scan(engine, folder)
     assert sorted(Path(m["file"]).name for m in report.matches) == ["same-again.jpg", "same.jpg"]
     assert {m["rule"] for m in report.matches} == {"identical-file"} and {m["case"] for m in report.matches} == {new.reference}
+
+
+def test_matcher_equals_pairwise_policy_over_a_registry_large_enough_for_tables(engine):
+    """The matcher's index (tables for the narrow radii, scans for the wide ones, each query hash at
+    its own radius) must find exactly what comparing every pair with the policy finds."""
+    from collections import defaultdict
+
+    from hashes.policy import default_policy
+    from hashes.types import HashValue
+    from monitor.models import RegisteredHash
+
+    originals = [P.picture(100 + i, (400, 300)) for i in range(72)]  # 72 x ~64 hashes: > 4096 rows
+    with db.transaction(engine) as s:
+        for part in (originals[:36], originals[36:]):
+            ref = registry.create_case(s, actor="test").reference
+            registry.register_hash_file(s, ref, read_hash_file(_hash_file(part)), actor="test")
+    found = []
+    for i in range(0, 72, 9):
+        img = originals[i]
+        found += [P.recompressed(img), P.mirrored(img), P.cropped(img), P.phone_screenshot(img)]
+    found += [P.picture(900 + i, (400, 300)) for i in range(4)]
+    queries = [hash_bytes(P.jpeg_bytes(img, 85), options=HashOptions(regions="query")) for img in found]
+
+    policy = default_policy()
+    with db.session(engine) as s:
+        rows = s.execute(select(RegisteredHash)).scalars().all()
+        by_original: dict[tuple[int, int, int], list[HashValue]] = defaultdict(list)
+        original_of: dict[int, tuple[int, int, int]] = {}
+        for r in rows:
+            original_of[r.id] = (r.case_id, r.submission_id, r.image_number)
+            by_original[original_of[r.id]].append(HashValue(r.algorithm, r.value, r.quality, r.region))
+        assert len(rows) > 4096
+        matcher = Matcher(engine)
+        try:
+            got = matcher.match_many(s, queries)
+        finally:
+            matcher.close()
+    for q, matches in zip(queries, got):
+        want = {}
+        for original, hashes in by_original.items():
+            decision = policy.evaluate(q, hashes)
+            if decision.matched:
+                want[original] = decision.evidence
+        assert {original_of[m.registered_hash_id]: m.evidence for m in matches} == want
+    assert sum(1 for m in got if m) >= 24  # most altered copies are found; the strangers are not
+    assert not any(got[-4:])
