@@ -182,7 +182,14 @@ class MatchPolicy:
         are missing), and the index can use its tables for the narrower queries: a found
         picture's mirrored and rotated variants need 40 bits, where its whole picture needs 64.
         """
-        kind = region_kind(region)
+        return self._kind_radius(algorithm, region_kind(region))
+
+    def query_radii(self, algorithm: str) -> dict[str, int]:
+        """``query_radius`` per kind of query hash (full, dihedral, found) that some rule takes."""
+        radii = {kind: self._kind_radius(algorithm, kind) for kind in (KIND_FULL, KIND_DIHEDRAL, KIND_FOUND)}
+        return {kind: r for kind, r in radii.items() if r >= 0}
+
+    def _kind_radius(self, algorithm: str, kind: str) -> int:
         radii = [r.max_distance for r in self.rules if r.algorithm == algorithm and kind in r.query_kinds]
         if kind == KIND_FULL:  # corroboration compares the whole pictures
             radii += [d for r in self.rules for alg, d in r.corroborate if alg == algorithm]

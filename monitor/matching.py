@@ -26,10 +26,6 @@ from monitor import changes, db, registry
 from monitor.models import Case, CaseStatus, RegisteredHash
 
 
-#: One region label of each kind a found picture's hashes carry (for the index layout).
-_QUERY_REGIONS = ("full", "dihedral:rotate90", "trim")
-
-
 @dataclass(frozen=True)
 class FoundMatch:
     """A found picture the policy calls a copy of one registered original."""
@@ -81,7 +77,7 @@ class Matcher:
         bits = get_signal_type(algorithm).bits
         # The tables are laid out for the narrowest radius queries use (for PDQ, 40: the found
         # picture's mirrored and rotated variants, 7 of its ~9 hashes); wider queries scan.
-        radii = [r for r in (self.policy.query_radius(algorithm, region) for region in _QUERY_REGIONS) if r >= 0]
+        radii = self.policy.query_radii(algorithm).values()
         radius = min(radii) if radii else self.policy.index_radius(algorithm)
 
         def chunks():

@@ -249,6 +249,8 @@ def test_query_radius_per_region_kind(pol):
     assert pol.query_radius("dhash", "full") == P.DHASH_CORROBORATION
     assert pol.query_radius("dhash", "trim") == -1  # corroboration compares whole pictures only
     assert pol.query_radius("phash") == -1
+    assert pol.query_radii("pdq") == {"full": 64, "dihedral": 40, "found": 48}
+    assert pol.query_radii("dhash") == {"full": 10} and pol.query_radii("phash") == {}
     for alg in ("pdq", "dhash", "sha256"):
         for region in ("full", "dihedral:flipx", "inner", "cell:0", "segment:1"):
             assert pol.query_radius(alg, region) <= pol.index_radius(alg)
