@@ -75,6 +75,11 @@ class KeyRing:
         self._aead = {key_id: AESGCM(bytes(key)) for key_id, key in keys.items()}
         self.current_id = max(keys)
 
+    @property
+    def key_ids(self) -> list[int]:
+        """The ids of the keys in the ring, ascending."""
+        return sorted(self._aead)
+
     def __repr__(self) -> str:  # never show key material, even in tracebacks
         return f"KeyRing(ids={sorted(self._aead)}, current={self.current_id})"
 

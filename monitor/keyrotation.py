@@ -347,7 +347,7 @@ def _is_key_line(line: str, key_id: int) -> bool:
 
 
 def _check_retirable(ring: KeyRing, key_id: int, engine: Engine) -> None:
-    ids = sorted(ring_ids(ring))
+    ids = ring.key_ids
     if key_id not in ids:
         raise KeyRotationError(f"there is no key {key_id} to retire (keys: {', '.join(map(str, ids))})")
     if key_id == ring.current_id:
@@ -360,18 +360,13 @@ def _check_retirable(ring: KeyRing, key_id: int, engine: Engine) -> None:
                             "run `ncii keys rotate` first", columns=left)
 
 
-def ring_ids(ring: KeyRing) -> list[int]:
-    """The key ids of a ring (no key material)."""
-    return sorted(ring._aead)  # KeyRing keeps ids only as the keys of this mapping
-
-
 def configured_key_ids(settings: Settings) -> tuple[list[int], str]:
     """(key ids, where they come from) without creating a key file; ids empty if there is none yet."""
     if settings.secret_key is not None:
-        return ring_ids(keyfile.keyring_from_text(settings.secret_key, "NCII_SECRET_KEY")), "NCII_SECRET_KEY"
+        return keyfile.keyring_from_text(settings.secret_key, "NCII_SECRET_KEY").key_ids, "NCII_SECRET_KEY"
     if not settings.key_file.exists():
         return [], str(settings.key_file)
-    return ring_ids(keyfile.read_key_file(settings.key_file)), str(settings.key_file)
+    return keyfile.read_key_file(settings.key_file).key_ids, str(settings.key_file)
 
 
 def _rewrite_key_file(path: Path, change: Callable[[str, KeyRing], str]) -> None:
