@@ -575,6 +575,18 @@ def test_jpeg_marker_search_compiled_equals_numpy():
         data = bytes(rng.choice(alphabet, n, p=p))
         pos = int(rng.integers(0, n + 2))
         assert _jpeg_markers_after(data, pos) == _jpeg_markers_after_np(data, pos), (data, pos)
+    # Long runs with a few markers at word (8-byte) and block (4 KB) edges, pairs split across
+    # them, and a misaligned start: the compiled search reads words and flags blocks.
+    for t in range(400):
+        n = int(rng.integers(8_000, 40_000))
+        a = rng.choice(np.array([0xFF, 0x00, 0x12, 0xD0], np.uint8), n, p=[0.02, 0.5, 0.46, 0.02])
+        for _ in range(int(rng.integers(0, 6))):
+            edge = int(rng.choice([8 * int(rng.integers(1, n // 8)), 4096 * int(rng.integers(1, max(2, n // 4096)))]))
+            at = min(n - 2, max(0, edge + int(rng.integers(-2, 2))))
+            a[at], a[at + 1] = 0xFF, int(rng.choice([0xD9, 0xDA, 0xDA]))
+        data = a.tobytes()[int(rng.integers(0, 8)):]
+        pos = int(rng.integers(0, len(data) + 2))
+        assert _jpeg_markers_after(data, pos) == _jpeg_markers_after_np(data, pos), (t, pos)
     photo = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)).save(photo, "JPEG", quality=95, progressive=True)
     data = photo.getvalue() + photo.getvalue()  # a second picture after the first EOI is not counted
