@@ -355,11 +355,6 @@ def purge_expired(session: Session, now: dt.datetime | None = None) -> dict[str,
     return {"sessions": sessions, "reveals": reveals, "throttle": throttle}
 
 
-def purge_expired_sessions(session: Session) -> int:
-    """Delete expired sessions, lapsed reveals and stale throttle rows; returns how many sessions went."""
-    return purge_expired(session)["sessions"]
-
-
 def csrf_matches(expected: str | None, given: str | None) -> bool:
     """Constant-time comparison of CSRF tokens."""
     return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
