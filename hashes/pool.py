@@ -17,6 +17,7 @@ is not charged to the first image it gets.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -57,6 +58,23 @@ def preload() -> None:
         hash_bytes(buf.getvalue(), source="<preload>", options=HashOptions(regions=mode))
 
 
+_ready: Any = None  # in a worker: the barrier every new worker of its pool meets once loaded
+
+
+def _init_worker(ready: Any, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    global _ready
+    _ready = ready
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _warm_worker(warm: Callable[[], None]) -> None:
+    # Each worker runs exactly one of these: it waits at the barrier until every worker has loaded,
+    # so no worker can take two and leave another to load while an image's clock runs.
+    warm()
+    _ready.wait(timeout=300)
+
+
 class HashingPool:
     """Worker processes that run one job each at a time, with a time limit per job."""
 
@@ -82,11 +100,13 @@ class HashingPool:
             if self._closed:
                 raise RuntimeError("the hashing pool is closed")
             if self._executor is None:
-                executor = ProcessPoolExecutor(max_workers=self.processes, mp_context=self._mp_context,
-                                               initializer=self._initializer, initargs=self._initargs)
+                context = self._mp_context or multiprocessing.get_context()
+                ready = context.Barrier(self.processes)
+                executor = ProcessPoolExecutor(max_workers=self.processes, mp_context=context,
+                                               initializer=_init_worker,
+                                               initargs=(ready, self._initializer, self._initargs))
                 if self._warm is not None:
-                    # Submitted together, so the executor starts every process, each loading the code.
-                    for future in [executor.submit(self._warm) for _ in range(self.processes)]:
+                    for future in [executor.submit(_warm_worker, self._warm) for _ in range(self.processes)]:
                         future.result()
                 self._executor = executor
             return self._executor
