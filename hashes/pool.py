@@ -71,8 +71,10 @@ def _init_worker(ready: Any, initializer: Callable[..., None] | None, initargs: 
 def _warm_worker(warm: Callable[[], None]) -> None:
     # Each worker runs exactly one of these: it waits at the barrier until every worker has loaded,
     # so no worker can take two and leave another to load while an image's clock runs.
-    warm()
-    _ready.wait(timeout=300)
+    try:
+        warm()
+    finally:  # a worker whose loading failed still meets the others, so they are not left waiting
+        _ready.wait(timeout=300)
 
 
 class HashingPool:
@@ -106,8 +108,12 @@ class HashingPool:
                                                initializer=_init_worker,
                                                initargs=(ready, self._initializer, self._initargs))
                 if self._warm is not None:
-                    for future in [executor.submit(_warm_worker, self._warm) for _ in range(self.processes)]:
-                        future.result()
+                    try:
+                        for future in [executor.submit(_warm_worker, self._warm) for _ in range(self.processes)]:
+                            future.result()
+                    except BaseException:
+                        executor.shutdown(wait=False, cancel_futures=True)
+                        raise
                 self._executor = executor
             return self._executor
 

@@ -183,3 +183,15 @@ def test_registration_windows_of_a_large_png_are_hashed_on_a_reduced_copy():
 def _no_reduction():
     from hashes.decode import DecodeLimits
     return DecodeLimits(min_side=0)
+
+
+def _broken_warm() -> None:
+    raise RuntimeError("cannot load the hashing code")
+
+
+def test_a_pool_whose_workers_cannot_load_says_so_at_once():
+    with HashingPool(2, timeout=5, warm=_broken_warm) as pool:
+        start = time.monotonic()
+        with pytest.raises(RuntimeError, match="cannot load the hashing code"):
+            pool.run(int, "1")
+        assert time.monotonic() - start < 60  # the other worker was not left waiting at the barrier
