@@ -105,6 +105,10 @@ class MonitorService:
         self.sender = AlertSender(engine, self.channels, public_url=settings.public_url)
         self.housekeeping_seconds = housekeeping_seconds
         self.scheduler: BackgroundScheduler | None = None
+        # Held by jobs while they change the schedule and by shutdown() while it lets go of the
+        # scheduler: APScheduler's shutdown(wait=True) holds its job-store lock while it waits for
+        # running jobs, so a job that then asked it for a job (get_job, modify) would never return.
+        self._schedule_lock = threading.RLock()
         self._warned_no_channel = False
 
     # -- one pass ------------------------------------------------------------------------------
@@ -212,12 +216,18 @@ class MonitorService:
 
     def sync_jobs(self) -> dict[str, int]:
         """Add, update or remove source jobs so they match the sources table."""
-        scheduler = self.scheduler
-        if scheduler is None:
+        if self.scheduler is None:
             return {}
         with db.session(self.engine) as s:
             rows = list(s.execute(select(Source.id, Source.name, Source.interval_seconds, Source.jitter_seconds,
                                          Source.next_due_at).where(Source.enabled.is_(True))))
+        with self._schedule_lock:
+            scheduler = self.scheduler
+            if scheduler is None:  # shutting down
+                return {}
+            return self._sync_jobs(scheduler, rows)
+
+    def _sync_jobs(self, scheduler: BackgroundScheduler, rows: list) -> dict[str, int]:
         existing = {j.id: j for j in scheduler.get_jobs(jobstore="default") if j.id.startswith(JOB_PREFIX)}
         counts = {"added": 0, "updated": 0, "removed": 0}
         now = utcnow()
@@ -255,18 +265,21 @@ class MonitorService:
         return bool(executor and executor._instances.get(jid))  # noqa: SLF001
 
     def _reschedule(self, source_id: int) -> None:
-        scheduler = self.scheduler
-        if scheduler is None:
+        if self.scheduler is None:
             return
         try:
             with db.session(self.engine) as s:
                 row = s.execute(select(Source.enabled, Source.next_due_at).where(Source.id == source_id)).first()
-            job = scheduler.get_job(job_id(source_id), jobstore="default")
-            if row is None or not row.enabled:
-                if job is not None:
-                    scheduler.remove_job(job.id, jobstore="default")
-            elif job is not None:
-                job.modify(next_run_time=row.next_due_at or utcnow())
+            with self._schedule_lock:
+                scheduler = self.scheduler
+                if scheduler is None:  # shutting down: the next start schedules from next_due_at
+                    return
+                job = scheduler.get_job(job_id(source_id), jobstore="default")
+                if row is None or not row.enabled:
+                    if job is not None:
+                        scheduler.remove_job(job.id, jobstore="default")
+                elif job is not None:
+                    job.modify(next_run_time=row.next_due_at or utcnow())
         except Exception:
             log.exception("could not reschedule source %d (housekeeping will)", source_id)
 
@@ -304,12 +317,13 @@ class MonitorService:
         """Stop polling, wait for running polls to abandon or finish, release everything."""
         global _service
         self.stop.set()
-        if self.scheduler is not None:
+        with self._schedule_lock:  # from here on no job touches the scheduler
+            scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None:
             try:
-                self.scheduler.shutdown(wait=True)
+                scheduler.shutdown(wait=True)
             except Exception:  # pragma: no cover - already stopped
                 pass
-            self.scheduler = None
         self.pipeline.close()
         for c in self.channels:
             close = getattr(c, "close", None)

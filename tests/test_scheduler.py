@@ -128,3 +128,35 @@ def test_monitor_run_stops_cleanly_on_sigterm_without_half_a_page(engine, env, s
     with db.session(engine) as s:
         src = s.scalar(select(Source))
         assert src.lease_owner is None  # released on the way out
+
+
+def test_shutdown_while_a_finishing_poll_reschedules_its_source_does_not_hang(engine, settings, site):
+    """A poll that ends (not interrupted) just as the service shuts down moves its job; APScheduler's
+    shutdown holds its job-store lock while it waits for that poll, so the move must not reach it."""
+    import threading
+
+    later = utcnow() + dt.timedelta(hours=1)
+    a = add_source(engine, site.url("/a.xml"), kind="rss", name="a")
+    with db.transaction(engine) as s:
+        s.execute(update(Source).values(next_due_at=later))  # no real poll during the test
+    service = _service(engine, settings)
+    release, inside = threading.Event(), threading.Event()
+
+    def finishing_poll() -> None:  # what poll_source does after its last page
+        inside.set()
+        release.wait(30)
+        service._reschedule(a)
+
+    service.start()
+    service.scheduler.add_job(finishing_poll, id="finishing", jobstore="memory")
+    assert inside.wait(30)
+    stopper = threading.Thread(target=service.shutdown)
+    stopper.start()
+    deadline = time.monotonic() + 5
+    while service.scheduler is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # let shutdown get to waiting for the running job
+    release.set()
+    stopper.join(30)
+    assert not stopper.is_alive(), "shutdown hung waiting for a job that was waiting for the scheduler"
+    assert set(_jobs(engine)) == {job_id(a)}
